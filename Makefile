@@ -1,0 +1,52 @@
+# The two commands of the README: `make run` and `make test`. Everything they
+# need is set up here: the virtual env, the package and its dev dependencies,
+# and the system packages the tests use (installed with apt-get when missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PYTHONASYNCIODEBUG ?= 0
+
+.PHONY: run test lint typecheck unit bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e . --group dev || \
+	  $(BIN)/pip install -q -e . "pytest>=8.0" "pytest-asyncio>=0.24" "pytest-timeout>=2.3" \
+	    "hypothesis>=6.100" "playwright>=1.45" "redis>=5.0" "rich>=13" "mypy>=1.10" "ruff>=0.6"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tickwire serve
+
+# System packages the suite runs for real: redis-server, Chromium, promtool.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: $(STAMP) system-deps lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

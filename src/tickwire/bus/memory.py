@@ -1,0 +1,66 @@
+"""The in-memory bus: one node, hub and ingest in the same process."""
+
+from __future__ import annotations
+
+from ..publications import ChannelStatus, Publication
+from .base import BusListener, DemandListener
+
+
+__all__ = ["MemoryBus"]
+
+
+class MemoryBus:
+    """Direct calls between the hub and the ingest, plus the last-value cache."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._hub: BusListener | None = None
+        self._ingest: DemandListener | None = None
+        self._last: dict[str, Publication] = {}
+        self._status: dict[str, ChannelStatus] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._last.clear()
+        self._status.clear()
+
+    def attach_hub(self, listener: BusListener) -> None:
+        self._hub = listener
+
+    def attach_ingest(self, listener: DemandListener) -> None:
+        self._ingest = listener
+
+    def want(self, channel: str) -> None:
+        if self._ingest is not None:
+            self._ingest.on_demand(channel, True)
+
+    def unwant(self, channel: str) -> None:
+        if self._ingest is not None:
+            self._ingest.on_demand(channel, False)
+
+    async def last(self, channel: str) -> tuple[Publication | None, ChannelStatus | None]:
+        return self._last.get(channel), self._status.get(channel)
+
+    def publish(self, pub: Publication) -> None:
+        self._last[pub.channel] = pub
+        if self._hub is not None:
+            self._hub.on_publication(pub)
+
+    def publish_status(self, status: ChannelStatus) -> None:
+        self._status[status.channel] = status
+        if self._hub is not None:
+            self._hub.on_status(status)
+
+    def forget(self, channel: str) -> None:
+        self._last.pop(channel, None)
+        self._status.pop(channel, None)
+
+    @property
+    def cached(self) -> int:
+        return len(self._last)
+
+    def health(self) -> dict[str, object]:
+        return {"kind": self.name, "connected": True}

@@ -1,0 +1,112 @@
+"""The ingest: demand in, publications out.
+
+It owns one source. Demand from the bus opens a source channel at once and
+closes it ``linger`` seconds after the last node stopped wanting it, so a
+page reload does not churn the upstream. Every event becomes one encoded
+publication per wanted channel, with its ``seq`` assigned here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from .bus.base import Bus
+from .channels import Channel, parse_channel
+from .events import Event, Kline, Trade, channels_of
+from .protocol import encode_event, encode_publication
+from .publications import ChannelStatus, Publication
+from .sources.base import Source
+
+
+__all__ = ["Ingest"]
+
+logger = logging.getLogger("tickwire.ingest")
+
+
+class Ingest:
+    """Bridge between a source and the bus.
+
+    Args:
+        source: the upstream.
+        bus: where publications go and demand comes from.
+        linger: seconds a channel stays open upstream after the last subscriber left.
+        clock_ms: wall clock in ms (for status times).
+    """
+
+    def __init__(self, source: Source, bus: Bus, *, linger: float = 5.0, clock_ms: Callable[[], int]) -> None:
+        self.source = source
+        self._bus = bus
+        self._linger = linger
+        self._clock_ms = clock_ms
+        self._open: dict[str, Channel] = {}
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
+        self._seq: dict[str, int] = {}
+        self.published = 0
+        source.attach(self)
+        bus.attach_ingest(self)
+
+    # -- demand --------------------------------------------------------------
+
+    def on_demand(self, channel: str, wanted: bool) -> None:
+        if wanted:
+            timer = self._lingering.pop(channel, None)
+            if timer is not None:
+                timer.cancel()
+            if channel not in self._open:
+                parsed = parse_channel(channel)
+                if not parsed.is_market:
+                    return  # fed by the publish API, no upstream
+                self._open[channel] = parsed
+                logger.debug("open %s", channel)
+                self.source.open(parsed)
+        elif channel in self._open and channel not in self._lingering:
+            loop = asyncio.get_running_loop()
+            self._lingering[channel] = loop.call_later(self._linger, self._release, channel)
+
+    def _release(self, channel: str) -> None:
+        self._lingering.pop(channel, None)
+        parsed = self._open.pop(channel, None)
+        if parsed is not None:
+            logger.debug("close %s", channel)
+            self.source.close(parsed)
+            self._bus.forget(channel)
+
+    def close(self) -> None:
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
+
+    @property
+    def open_channels(self) -> list[str]:
+        return sorted(self._open)
+
+    # -- data ----------------------------------------------------------------
+
+    def next_seq(self, channel: str) -> int:
+        seq = self._seq.get(channel, 0) + 1
+        self._seq[channel] = seq
+        return seq
+
+    def on_event(self, event: Event) -> None:
+        final = isinstance(event, Trade) or (isinstance(event, Kline) and event.final)
+        for channel in channels_of(event):
+            if channel in self._open:
+                seq = self.next_seq(channel)
+                payload = encode_event(channel, seq, event)
+                self.published += 1
+                self._bus.publish(Publication(channel, seq, payload, final, event.event_time))
+
+    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
+        self._bus.publish_status(ChannelStatus(channel, live, reason, self._clock_ms()))
+
+    def publish_data(self, channel: Channel, data: msgspec.Raw) -> int:
+        """Publish a message of the publish API; returns its seq."""
+        seq = self.next_seq(channel.name)
+        symbol = channel.symbol if channel.symbol is not None else None
+        payload = encode_publication(channel.message_type, channel.name, seq, data, symbol=symbol)
+        self._bus.publish(Publication(channel.name, seq, payload, True, self._clock_ms()))
+        return seq

@@ -1,0 +1,373 @@
+"""The client protocol (PROTOCOL.md), sans I/O: bytes in, messages out, and back.
+
+Nothing here awaits, reads the clock or touches a socket: callers pass the
+current time in. Client frames are parsed in two steps so that every bad
+frame gets the most precise answer: first JSON and the envelope (``type``,
+``id``), then the fields of that one type. Server frames are msgspec structs
+encoded straight to bytes, once per message (the hub reuses them for every
+subscriber).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from .errors import ErrorCode, ProtocolError
+from .events import Depth, Event, Kline, Ticker, Trade
+
+
+__all__ = [
+    "Auth",
+    "ClientMessage",
+    "List",
+    "Ping",
+    "Ref",
+    "Subscribe",
+    "Unsubscribe",
+    "as_snapshot",
+    "encode_authenticated",
+    "encode_connected",
+    "encode_error",
+    "encode_event",
+    "encode_pong",
+    "encode_publication",
+    "encode_status",
+    "encode_subscribed",
+    "encode_subscriptions",
+    "encode_unsubscribed",
+    "iso_time",
+    "parse_client",
+]
+
+Ref = str | int
+"""The optional ``id`` of a client message, echoed on every direct reply."""
+
+
+# --- client -> server ------------------------------------------------------
+
+
+class Subscribe(msgspec.Struct, frozen=True):
+    channels: list[str]
+    id: Ref | None = None
+
+
+class Unsubscribe(msgspec.Struct, frozen=True):
+    channels: list[str]
+    id: Ref | None = None
+
+
+class Ping(msgspec.Struct, frozen=True):
+    id: Ref | None = None
+
+
+class Auth(msgspec.Struct, frozen=True):
+    token: str
+    id: Ref | None = None
+
+
+class List(msgspec.Struct, frozen=True):
+    id: Ref | None = None
+
+
+ClientMessage = Subscribe | Unsubscribe | Ping | Auth | List
+
+_CLIENT_TYPES: dict[str, type[ClientMessage]] = {
+    "subscribe": Subscribe,
+    "unsubscribe": Unsubscribe,
+    "ping": Ping,
+    "auth": Auth,
+    "list": List,
+}
+_json_decoder = msgspec.json.Decoder()
+
+
+def parse_client(frame: str | bytes) -> ClientMessage:
+    """Parse one client frame.
+
+    Raises:
+        ProtocolError: ``INVALID_MESSAGE`` or ``UNKNOWN_TYPE``, with ``ref``
+            set to the frame's ``id`` whenever one could be read.
+    """
+    try:
+        obj = _json_decoder.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object")
+    ref = obj.get("id")
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int)):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'id' must be a string or a number")
+    if isinstance(ref, str) and len(ref) > 128:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'id' is over 128 characters")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "missing string field 'type'", ref=ref)
+    cls = _CLIENT_TYPES.get(kind)
+    if cls is None:
+        shown = kind if len(kind) <= 40 else kind[:40] + "..."
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE,
+            f"unknown message type {shown!r}; one of {', '.join(_CLIENT_TYPES)}",
+            ref=ref,
+        )
+    del obj["type"]
+    try:
+        return msgspec.convert(obj, type=cls)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: {exc}", ref=ref) from None
+
+
+# --- server -> client: control messages ------------------------------------
+
+
+def iso_time(ms: int) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2024-12-06T12:00:00.000Z``."""
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+class _Out(msgspec.Struct, tag_field="type", omit_defaults=True):
+    pass
+
+
+class _Connected(_Out, tag="connected"):
+    clientId: str
+    authenticated: bool
+    timestamp: str
+    userId: str | None = None
+
+
+class _Subscribed(_Out, tag="subscribed"):
+    channel: str
+    timestamp: str
+    id: Ref | None = None
+
+
+class _Unsubscribed(_Out, tag="unsubscribed"):
+    channel: str
+    timestamp: str
+    reason: str | None = None
+    id: Ref | None = None
+
+
+class _Pong(_Out, tag="pong"):
+    timestamp: int
+    id: Ref | None = None
+
+
+class _Authenticated(_Out, tag="authenticated"):
+    userId: str
+    expiresAt: int | None = None
+    id: Ref | None = None
+
+
+class _Subscriptions(_Out, tag="subscriptions"):
+    channels: list[str]
+    id: Ref | None = None
+
+
+class _Error(_Out, tag="error"):
+    code: str
+    message: str
+    timestamp: str
+    channel: str | None = None
+    id: Ref | None = None
+
+
+class _Status(_Out, tag="status"):
+    channel: str
+    status: str
+    timestamp: str
+    reason: str | None = None
+
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def encode_connected(client_id: str, now_ms: int, *, user: str | None = None) -> bytes:
+    return _encoder.encode(_Connected(client_id, user is not None, iso_time(now_ms), user))
+
+
+def encode_subscribed(channel: str, now_ms: int, ref: Ref | None = None) -> bytes:
+    return _encoder.encode(_Subscribed(channel, iso_time(now_ms), ref))
+
+
+def encode_unsubscribed(
+    channel: str, now_ms: int, ref: Ref | None = None, *, reason: str | None = None
+) -> bytes:
+    return _encoder.encode(_Unsubscribed(channel, iso_time(now_ms), reason, ref))
+
+
+def encode_pong(now_ms: int, ref: Ref | None = None) -> bytes:
+    return _encoder.encode(_Pong(now_ms, ref))
+
+
+def encode_authenticated(user: str, expires_at_ms: int | None, ref: Ref | None = None) -> bytes:
+    return _encoder.encode(_Authenticated(user, expires_at_ms, ref))
+
+
+def encode_subscriptions(channels: list[str], ref: Ref | None = None) -> bytes:
+    return _encoder.encode(_Subscriptions(channels, ref))
+
+
+def encode_error(error: ProtocolError, now_ms: int) -> bytes:
+    return _encoder.encode(
+        _Error(error.code.value, error.message, iso_time(now_ms), error.channel, error.ref)
+    )
+
+
+def encode_status(channel: str, live: bool, now_ms: int, reason: str | None = None) -> bytes:
+    return _encoder.encode(_Status(channel, "live" if live else "stale", iso_time(now_ms), reason))
+
+
+# --- server -> client: data messages ---------------------------------------
+
+
+class _PriceData(msgspec.Struct):
+    price: Decimal
+    change24h: Decimal
+    changePercent24h: Decimal
+    high24h: Decimal
+    low24h: Decimal
+    volume24h: Decimal
+    timestamp: int
+
+
+class _TickerData(msgspec.Struct):
+    price: Decimal
+    bid: Decimal
+    ask: Decimal
+    bidQty: Decimal
+    askQty: Decimal
+    open24h: Decimal
+    high24h: Decimal
+    low24h: Decimal
+    change24h: Decimal
+    changePercent24h: Decimal
+    volume24h: Decimal
+    quoteVolume24h: Decimal
+    trades24h: int
+    timestamp: int
+
+
+class _KlineData(msgspec.Struct):
+    time: int  # candle open time, Unix seconds (charting libraries expect seconds)
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    isFinal: bool
+
+
+class _TradeData(msgspec.Struct):
+    id: int
+    price: Decimal
+    quantity: Decimal
+    side: str
+    timestamp: int
+
+
+class _DepthData(msgspec.Struct):
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    lastUpdateId: int
+    timestamp: int
+
+
+class _Price(_Out, tag="price"):
+    channel: str
+    symbol: str
+    seq: int
+    data: _PriceData
+
+
+class _TickerMsg(_Out, tag="ticker"):
+    channel: str
+    symbol: str
+    seq: int
+    data: _TickerData
+
+
+class _KlineMsg(_Out, tag="kline"):
+    channel: str
+    symbol: str
+    interval: str
+    seq: int
+    data: _KlineData
+
+
+class _TradeMsg(_Out, tag="trade"):
+    channel: str
+    symbol: str
+    seq: int
+    data: _TradeData
+
+
+class _DepthMsg(_Out, tag="depth"):
+    channel: str
+    symbol: str
+    seq: int
+    data: _DepthData
+
+
+def _ticker_message(channel: str, seq: int, e: Ticker) -> _Out:
+    if channel.startswith("price:"):
+        price = _PriceData(e.price, e.change, e.change_percent, e.high, e.low, e.volume, e.event_time)
+        return _Price(channel, e.symbol, seq, price)
+    ticker = _TickerData(
+        e.price, e.bid, e.ask, e.bid_qty, e.ask_qty, e.open, e.high, e.low, e.change,
+        e.change_percent, e.volume, e.quote_volume, e.trades, e.event_time,
+    )  # fmt: skip
+    return _TickerMsg(channel, e.symbol, seq, ticker)
+
+
+def encode_event(channel: str, seq: int, event: Event) -> bytes:
+    """The data frame of ``event`` on ``channel`` (one of :func:`events.channels_of`)."""
+    msg: _Out
+    if isinstance(event, Ticker):
+        msg = _ticker_message(channel, seq, event)
+    elif isinstance(event, Kline):
+        data = _KlineData(
+            event.open_time // 1000, event.open, event.high, event.low, event.close,
+            event.volume, event.final,
+        )  # fmt: skip
+        msg = _KlineMsg(channel, event.symbol, event.interval, seq, data)
+    elif isinstance(event, Trade):
+        side = "buy" if event.buyer_taker else "sell"
+        trade = _TradeData(event.id, event.price, event.quantity, side, event.event_time)
+        msg = _TradeMsg(channel, event.symbol, seq, trade)
+    else:
+        assert isinstance(event, Depth)
+        depth = _DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
+        msg = _DepthMsg(channel, event.symbol, seq, depth)
+    return _encoder.encode(msg)
+
+
+class _Publication(msgspec.Struct, omit_defaults=True):
+    type: str
+    channel: str
+    seq: int
+    data: msgspec.Raw
+    symbol: str | None = None
+
+
+def encode_publication(
+    message_type: str, channel: str, seq: int, data: msgspec.Raw, *, symbol: str | None = None
+) -> bytes:
+    """A frame for the publish API; ``data`` is the publisher's JSON, kept as raw bytes."""
+    return _encoder.encode(_Publication(message_type, channel, seq, data, symbol))
+
+
+def as_snapshot(frame: bytes) -> bytes:
+    """The same data frame marked ``"snapshot": true`` (PROTOCOL.md, subscribe)."""
+    return b'{"snapshot":true,' + frame[1:]
+
+
+def decode_any(frame: bytes | str) -> Any:
+    """Decode any JSON frame (for tests, tools and the client)."""
+    return _json_decoder.decode(frame)

@@ -1,0 +1,352 @@
+"""HTTP and WebSocket endpoints on one aiohttp application, and the start-up
+and shutdown order.
+
+Start: bus -> hub -> ingest -> source task -> listening socket.
+Stop (SIGINT/SIGTERM): stop accepting, close every client with 1001 and a
+reason, wait up to ``shutdown_timeout``, cancel what is left, close the
+source and the bus. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import secrets
+import signal
+import string
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .bus.base import Bus
+from .bus.memory import MemoryBus
+from .channels import Channel
+from .config import Settings
+from .errors import CloseCode, ErrorCode, ProtocolError
+from .hub import Hub
+from .ingest import Ingest
+from .metrics import CONTENT_TYPE, Metrics
+from .protocol import encode_connected, encode_error
+from .session import Limits, Session
+from .sources.base import Source
+from .stats import Stats
+
+
+__all__ = ["Gateway", "make_source", "run", "serve"]
+
+logger = logging.getLogger("tickwire.server")
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_source(settings: Settings) -> Source:
+    """The source the settings name (imported lazily: each has its own dependencies)."""
+    if settings.source == "binance":
+        from .sources.binance import BinanceSource
+
+        return BinanceSource.from_settings(settings)
+    if settings.source == "replay":
+        from .sources.replay import ReplaySource
+
+        return ReplaySource.from_settings(settings)
+    from .sources.simulated import SimulatedSource
+
+    return SimulatedSource(seed=settings.seed, clock_ms=wall_ms)
+
+
+class _WebSocket(web.WebSocketResponse):
+    """aiohttp closes an over-size frame with 1009 before the handler sees it;
+    this hook sends PROTOCOL.md's MESSAGE_TOO_LARGE error just before that close."""
+
+    on_too_big: Callable[[], None] | None = None
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if code == CloseCode.MESSAGE_TOO_BIG and self.on_too_big is not None:
+            hook, self.on_too_big = self.on_too_big, None
+            hook()
+        return await super().close(code=code, message=message, drain=drain)
+
+
+class _WsTransport:
+    """Adapts an aiohttp WebSocket to :class:`session.Transport`.
+
+    Data frames are written to the TCP transport directly (they are framed
+    once by the hub); aiohttp keeps the handshake, reading, pings and close.
+    """
+
+    __slots__ = ("_closing", "_request", "_tasks", "_ws")
+
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, tasks: set[asyncio.Task[Any]]
+    ) -> None:
+        self._ws = ws
+        self._request = request
+        self._tasks = tasks
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        transport = self._request.transport
+        if transport is not None and not transport.is_closing() and not self._ws.closed:
+            transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        transport = self._request.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    async def drain(self) -> None:
+        await self._request.writer.drain()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        task = asyncio.get_running_loop().create_task(
+            self._ws.close(code=code, message=reason.encode()[:120])
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class Gateway:
+    """One node: bus, hub, ingest and source, plus the aiohttp application."""
+
+    def __init__(self, settings: Settings, *, source: Source | None = None, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.started = time.monotonic()
+        self.stats = Stats()
+        self.bus: Bus = bus if bus is not None else MemoryBus()
+        self.hub = Hub(self.bus, on_deliver=self.stats.on_deliver, clock_ms=wall_ms)
+        self.source = source if source is not None else make_source(settings)
+        self.ingest = Ingest(self.source, self.bus, linger=settings.linger, clock_ms=wall_ms)
+        self.metrics = Metrics(self.stats, self.hub, self.source.health)
+        self.limits = Limits(
+            max_subscriptions=settings.max_subscriptions,
+            rate=settings.rate,
+            burst=settings.burst,
+            max_queue=settings.max_queue,
+        )
+        self.sessions: dict[Session, None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._source_task: asyncio.Task[None] | None = None
+        self._all_closed = asyncio.Event()
+        self.shutting_down = False
+        self.app = self._make_app()
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_get("/ws", self.handle_ws)
+        app.router.add_get("/health", self.handle_health)
+        app.router.add_get("/api/v1/ws/stats", self.handle_stats)
+        app.router.add_get("/metrics", self.handle_metrics)
+        app.router.add_get("/", self.handle_index)
+        app.router.add_static("/static", str(importlib.resources.files("tickwire") / "web"))
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def _on_startup(self, app: web.Application) -> None:
+        await self.bus.start()
+        self._source_task = asyncio.get_running_loop().create_task(self._run_source(), name="source")
+
+    async def _run_source(self) -> None:
+        try:
+            await self.source.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("source %s stopped", self.source.name)
+            raise
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        """Close every client with 1001, then wait for them (bounded)."""
+        self.shutting_down = True
+        for session in list(self.sessions):
+            session.flush_now()
+            session.close(CloseCode.GOING_AWAY, "server shutting down")
+        if self.sessions:
+            self._all_closed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), self.settings.shutdown_timeout)
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        self.ingest.close()
+        if self._source_task is not None:
+            self._source_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._source_task
+        for task in list(self._tasks):
+            task.cancel()
+        await self.bus.close()
+
+    # -- WebSocket -----------------------------------------------------------
+
+    def _client_id(self) -> str:
+        return f"ws_{wall_ms()}_{''.join(secrets.choice(_ALPHABET) for _ in range(9))}"
+
+    async def validate(self, channel: Channel) -> None:
+        await self.source.validate(channel)
+
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        s = self.settings
+        ws = _WebSocket(
+            heartbeat=s.ping_interval,
+            max_msg_size=s.max_message_size,
+            compress=False,
+        )
+        if self.shutting_down:
+            raise web.HTTPServiceUnavailable(text="shutting down")
+        await ws.prepare(request)
+        session = Session(
+            self._client_id(),
+            _WsTransport(ws, request, self._tasks),
+            self.hub,
+            limits=self.limits,
+            stats=self.stats,
+            clock=time.monotonic,
+            clock_ms=wall_ms,
+            validate=self.validate,
+        )
+        self.sessions[session] = None
+        self.stats.connections_current += 1
+        self.stats.connections_opened += 1
+        logger.info("connect %s from %s", session.client_id, request.remote)
+        ws.on_too_big = lambda: self._too_big(session)
+        session.send(encode_connected(session.client_id, wall_ms()))
+        session.start()
+        try:
+            await self._read(ws, session)
+        finally:
+            await session.cleanup()
+            del self.sessions[session]
+            if not self.sessions:
+                self._all_closed.set()
+            self.stats.connections_current -= 1
+            code = ws.close_code if ws.close_code is not None else 1006
+            self.stats.connections_closed[code] += 1
+            logger.info("disconnect %s code=%s", session.client_id, code)
+        return ws
+
+    async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await session.receive(msg.data)
+            elif msg.type is WSMsgType.ERROR:
+                logger.info("client %s: read error %s", session.client_id, msg.data)
+                return
+            if session.closed:
+                return
+
+    def _too_big(self, session: Session) -> None:
+        limit = self.settings.max_message_size
+        error = ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"frame over {limit} bytes; closing with 1009")
+        self.stats.count_error(error.code)
+        session.send(encode_error(error, wall_ms()))
+        session.flush_now()
+        session.closed = True
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def upstream_health(self) -> dict[str, object]:
+        health = dict(self.source.health())
+        health["staleChannels"] = self.hub.stale_channels()
+        return health
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        upstream = self.upstream_health()
+        bus = self.bus.health()
+        ok = bool(upstream.get("live")) and bool(bus.get("connected")) and not self.shutting_down
+        body = {
+            "status": "ok" if ok else "degraded",
+            "upstream": upstream,
+            "bus": bus,
+            "uptimeSeconds": round(time.monotonic() - self.started, 1),
+        }
+        return web.json_response(body, status=200 if ok else 503)
+
+    def stats_body(self) -> dict[str, object]:
+        channels = self.hub.channels()
+        upstream = self.source.streams()
+        binance = upstream if self.source.name == "binance" else []
+        return {
+            "connectedClients": len(self.sessions),
+            "activeChannels": channels,
+            "quoteStreams": sum(1 for c in channels if c.startswith(("price:", "ticker:"))),
+            "signalStreams": sum(1 for c in channels if c.startswith("signals:")),
+            "binanceStreams": len(binance),
+            "binanceActiveStreams": binance,
+            "priceCache": self.hub.cached_count,
+            "source": self.source.name,
+            "upstreamStreams": len(upstream),
+            "upstreamActiveStreams": upstream,
+            "subscriptions": self.hub.subscription_count,
+            "messagesIn": self.stats.messages_in,
+            "messagesOut": self.stats.messages_out,
+            "conflatedMessages": self.stats.conflated,
+            "slowConsumerDisconnects": self.stats.slow_disconnects,
+            "staleChannels": self.hub.stale_channels(),
+            "uptimeSeconds": round(time.monotonic() - self.started, 1),
+        }
+
+    async def handle_stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"success": True, "data": self.stats_body()})
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def handle_index(self, request: web.Request) -> web.Response:
+        page = (importlib.resources.files("tickwire") / "web" / "index.html").read_bytes()
+        return web.Response(body=page, content_type="text/html")
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run a gateway until SIGINT/SIGTERM (a second one exits at once)."""
+    gateway = Gateway(settings)
+    runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    logger.info(
+        "tickwire listening on http://%s:%s/ (source %s, bus %s)",
+        settings.host, settings.port, gateway.source.name, gateway.bus.name,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            logger.warning("second signal: exiting now")
+            raise SystemExit(1)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional in spirit
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))

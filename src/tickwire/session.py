@@ -1,0 +1,383 @@
+"""One client connection: its subscriptions, limits, outbox and writer.
+
+Theory of operation:
+
+* The hub pushes frames with :meth:`Session.push_latest` and
+  :meth:`Session.push_final`; both only touch a dict and set an event, so the
+  fan-out never waits for this client.
+* The outbox is one insertion-ordered dict. A latest-value frame is stored
+  under its channel name, so a newer one replaces an unwritten older one in
+  place (conflation); every other frame gets a fresh integer key. A final
+  frame first re-keys its channel's pending latest frame, so per-channel
+  order (and so ``seq`` order) always holds.
+* One writer task per connection wakes at most once per loop iteration,
+  takes everything pending and writes it in one ``write`` (coalescing). When
+  the socket's buffer is full it waits for it to drain; meanwhile latest
+  values keep conflating and final frames queue up to ``max_queue``. One more
+  closes the client with 4008 (DESIGN.md "Delivery classes").
+* Memory per client is bounded by ``max_queue`` final frames, one frame per
+  subscribed channel, and the transport's high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from .channels import Channel, parse_channel
+from .errors import CloseCode, ErrorCode, ProtocolError
+from .frames import text_frame
+from .hub import Hub
+from .protocol import (
+    Auth,
+    ClientMessage,
+    List,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    encode_authenticated,
+    encode_error,
+    encode_pong,
+    encode_subscribed,
+    encode_subscriptions,
+    encode_unsubscribed,
+    parse_client,
+)
+from .ratelimit import TokenBucket
+
+
+__all__ = ["Identity", "Limits", "Session", "Transport"]
+
+logger = logging.getLogger("tickwire.session")
+
+
+class Transport(Protocol):
+    """The socket under a session (an aiohttp WebSocket in the server)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Identity(Protocol):
+    user: str
+    expires_at_ms: int | None
+
+
+Authenticate = Callable[[str], Awaitable[Identity]]
+"""Verify a token; raises ProtocolError(UNAUTHORIZED) when it is not valid."""
+
+Validate = Callable[[Channel], Awaitable[None]]
+"""Check that a market channel's symbol exists; raises ProtocolError(UNKNOWN_SYMBOL)."""
+
+
+class Limits:
+    """Per-client limits (settings; PROTOCOL.md "Errors")."""
+
+    __slots__ = ("abuse_limit", "burst", "high_water", "max_queue", "max_subscriptions", "rate")
+
+    def __init__(
+        self,
+        *,
+        max_subscriptions: int = 50,
+        rate: float = 10.0,
+        burst: float = 20.0,
+        max_queue: int = 1024,
+        high_water: int = 256 * 1024,
+        abuse_limit: int = 100,
+    ) -> None:
+        self.max_subscriptions = max_subscriptions
+        self.rate = rate
+        self.burst = burst
+        self.max_queue = max_queue  # final frames waiting for a slow client
+        self.high_water = high_water  # bytes in the socket buffer before we wait
+        self.abuse_limit = abuse_limit  # rate-limited frames before closing with 1008
+
+
+class SessionStats(Protocol):
+    def count_in(self) -> None: ...
+
+    def count_error(self, code: ErrorCode) -> None: ...
+
+    def count_conflated(self) -> None: ...
+
+    def count_slow(self) -> None: ...
+
+
+_keys = itertools.count()
+
+
+class Session:
+    """One client. Create it, ``start()`` its writer, feed it frames, then ``close()``."""
+
+    def __init__(
+        self,
+        client_id: str,
+        transport: Transport,
+        hub: Hub,
+        *,
+        limits: Limits,
+        stats: SessionStats,
+        clock: Callable[[], float],
+        clock_ms: Callable[[], int],
+        validate: Validate,
+        authenticate: Authenticate | None = None,
+        identity: Identity | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.identity = identity
+        self.subscriptions: dict[str, Channel] = {}
+        self.closed = False
+        self._transport = transport
+        self._hub = hub
+        self._limits = limits
+        self._stats = stats
+        self._clock = clock
+        self._clock_ms = clock_ms
+        self._validate = validate
+        self._authenticate = authenticate
+        self._bucket = TokenBucket(rate=limits.rate, burst=limits.burst, now=clock())
+        self._violations = 0
+        self._pending: dict[str | tuple[str, int], bytes] = {}
+        self._finals = 0
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    # -- outbox (called by the hub; never blocks) -----------------------------
+
+    def push_latest(self, channel: str, frame: bytes) -> None:
+        if self.closed:
+            return
+        pending = self._pending
+        if channel in pending:
+            self._stats.count_conflated()
+        pending[channel] = frame
+        self._wakeup.set()
+
+    def push_final(self, channel: str, frame: bytes) -> None:
+        if self.closed:
+            return
+        pending = self._pending
+        older = pending.pop(channel, None)
+        if older is not None:
+            pending[(channel, next(_keys))] = older  # pin it before the final frame
+            self._finals += 1
+        if self._finals >= self._limits.max_queue:
+            self._stats.count_slow()
+            logger.info("client %s: slow consumer, %d frames queued", self.client_id, self._finals)
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox limit reached")
+            return
+        pending[(channel, next(_keys))] = frame
+        self._finals += 1
+        self._wakeup.set()
+
+    def send(self, payload: bytes) -> None:
+        """Queue a direct reply (ack, error, pong): never conflated."""
+        self.push_final("", text_frame(payload))
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(), name=f"writer-{self.client_id}"
+        )
+
+    async def _write_loop(self) -> None:
+        transport = self._transport
+        high_water = self._limits.high_water
+        while not self.closed:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._pending:
+                continue
+            data = b"".join(self._pending.values())
+            self._pending.clear()
+            self._finals = 0
+            transport.write(data)
+            if transport.get_write_buffer_size() > high_water:
+                await transport.drain()
+
+    def close(self, code: int, reason: str) -> None:
+        """Stop queueing and close the socket; the server then calls :meth:`cleanup`."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending.clear()
+        self._wakeup.set()
+        self._transport.close(code, reason)
+
+    async def cleanup(self) -> None:
+        """Leave every channel and stop the writer (idempotent)."""
+        self.closed = True
+        self._hub.remove(self, list(self.subscriptions))
+        self.subscriptions.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except (asyncio.CancelledError, ConnectionError):
+                pass
+            self._writer = None
+
+    def flush_now(self) -> None:
+        """Write what is pending now (before a close frame, at shutdown)."""
+        if self._pending and not self.closed:
+            data = b"".join(self._pending.values())
+            self._pending.clear()
+            self._finals = 0
+            self._transport.write(data)
+
+    # -- client frames -------------------------------------------------------
+
+    async def receive(self, frame: str | bytes) -> None:
+        """Handle one client frame; every problem is answered, none is raised."""
+        self._stats.count_in()
+        if not self._bucket.take(self._clock()):
+            self._violations += 1
+            if self._violations > self._limits.abuse_limit:
+                self.close(CloseCode.POLICY_VIOLATION, "message rate limit repeatedly exceeded")
+                return
+            self._error(ProtocolError(ErrorCode.RATE_LIMITED, self._rate_text()))
+            return
+        self._violations = 0
+        try:
+            msg = parse_client(frame)
+            await self._dispatch(msg)
+        except ProtocolError as exc:
+            self._error(exc)
+
+    def _rate_text(self) -> str:
+        limits = self._limits
+        return f"over {limits.rate:g} messages/s (bursts of {limits.burst:g}); message dropped"
+
+    def _error(self, exc: ProtocolError) -> None:
+        self._stats.count_error(exc.code)
+        self.send(encode_error(exc, self._clock_ms()))
+
+    async def _dispatch(self, msg: ClientMessage) -> None:
+        match msg:
+            case Subscribe():
+                await self._subscribe(msg)
+            case Unsubscribe():
+                self._unsubscribe(msg)
+            case Ping():
+                self.send(encode_pong(self._clock_ms(), msg.id))
+            case List():
+                self.send(encode_subscriptions(list(self.subscriptions), msg.id))
+            case Auth():
+                await self._auth(msg)
+
+    async def _subscribe(self, msg: Subscribe) -> None:
+        if not msg.channels:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
+        limit = self._limits.max_subscriptions
+        if len(msg.channels) > limit:
+            raise ProtocolError(
+                ErrorCode.SUBSCRIPTION_LIMIT,
+                f"at most {limit} channels per client; this message names {len(msg.channels)}",
+                ref=msg.id,
+            )
+        for name in msg.channels:
+            if self.closed:
+                return
+            try:
+                await self._subscribe_one(name, msg.id)
+            except ProtocolError as exc:
+                exc.ref = msg.id
+                self._error(exc)
+
+    async def _subscribe_one(self, name: str, ref: str | int | None) -> None:
+        channel = parse_channel(name)
+        self._authorize(channel)
+        if channel.name not in self.subscriptions:
+            if len(self.subscriptions) >= self._limits.max_subscriptions:
+                raise ProtocolError(
+                    ErrorCode.SUBSCRIPTION_LIMIT,
+                    f"at most {self._limits.max_subscriptions} channels per client",
+                    channel=channel.name,
+                )
+            if channel.is_market:
+                await self._validate(channel)
+        greeting = await self._hub.subscribe(self, channel.name)
+        if self.closed:
+            self._hub.unsubscribe(self, channel.name)
+            return
+        self.subscriptions[channel.name] = channel
+        # ack and snapshot are queued before the next await: nothing slips between
+        self.send(encode_subscribed(channel.name, self._clock_ms(), ref))
+        for frame in greeting:
+            self.push_final(channel.name, frame)
+
+    def _authorize(self, channel: Channel) -> None:
+        if not channel.is_private:
+            return
+        if self.identity is None:
+            raise ProtocolError(
+                ErrorCode.UNAUTHORIZED,
+                "private channel needs a valid token (?token= or an 'auth' message)",
+                channel=channel.name,
+            )
+        if self.identity.user != channel.user:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "private channel of another user", channel=channel.name)
+
+    def _unsubscribe(self, msg: Unsubscribe) -> None:
+        if not msg.channels:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
+        if len(msg.channels) > self._limits.max_subscriptions:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                f"at most {self._limits.max_subscriptions} channels per message",
+                ref=msg.id,
+            )
+        for name in msg.channels:
+            try:
+                channel = parse_channel(name)
+            except ProtocolError as exc:
+                exc.ref = msg.id
+                self._error(exc)
+                continue
+            if self.subscriptions.pop(channel.name, None) is not None:
+                self._hub.unsubscribe(self, channel.name)
+            self.send(encode_unsubscribed(channel.name, self._clock_ms(), msg.id))
+
+    async def _auth(self, msg: Auth) -> None:
+        if self._authenticate is None:
+            raise ProtocolError(
+                ErrorCode.UNAUTHORIZED, "authentication is not configured on this gateway", ref=msg.id
+            )
+        try:
+            identity = await self._authenticate(msg.token)
+        except ProtocolError as exc:
+            exc.ref = msg.id
+            raise
+        self.set_identity(identity)
+        self.send(encode_authenticated(identity.user, identity.expires_at_ms, msg.id))
+
+    def set_identity(self, identity: Identity | None) -> None:
+        """Switch user; private channels of the previous user end (PROTOCOL.md "Auth")."""
+        previous = self.identity
+        self.identity = identity
+        if previous is None or (identity is not None and identity.user == previous.user):
+            return
+        for name, channel in list(self.subscriptions.items()):
+            if channel.is_private:
+                del self.subscriptions[name]
+                self._hub.unsubscribe(self, name)
+                self._purge(name)
+                self.send(encode_unsubscribed(name, self._clock_ms(), reason="re-authenticated"))
+
+    def _purge(self, channel: str) -> None:
+        """Drop unwritten frames of ``channel`` (the previous user's private data)."""
+        pending = self._pending
+        for key in [k for k in pending if k == channel or (isinstance(k, tuple) and k[0] == channel)]:
+            del pending[key]
+        self._finals = sum(isinstance(k, tuple) for k in pending)

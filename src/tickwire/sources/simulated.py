@@ -1,0 +1,114 @@
+"""The simulated source: the embedded default, a seeded market in this process.
+
+It is a mode the operator chooses (``--source simulated``) and ``/health``
+says so; it is never a fallback for a real upstream that is down.
+Cadences follow Binance's: tickers every 500 ms (Binance: 1000 ms), klines
+every second, the book every 100 ms, trades as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+from ..channels import Channel, Kind
+from ..errors import ErrorCode, ProtocolError
+from ..events import Event
+from .base import SourceSink
+from .market import Market
+
+
+__all__ = ["SimulatedSource"]
+
+_TICK_S = 0.1
+_TICKER_EVERY = 5  # ticks
+_KLINE_EVERY = 10
+
+
+class SimulatedSource:
+    name = "simulated"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._clock_ms = clock_ms
+        self.market = Market(random.Random(seed), clock_ms())
+        self._open: dict[str, Channel] = {}
+        self._sink: SourceSink | None = None
+        self._ticks = 0
+
+    def attach(self, sink: SourceSink) -> None:
+        self._sink = sink
+
+    async def validate(self, channel: Channel) -> None:
+        if channel.symbol not in self.market.symbols:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_SYMBOL,
+                f"the simulated market does not list {channel.symbol}; "
+                f"it lists {', '.join(self.market.symbols)}",
+                channel=channel.name,
+            )
+
+    def open(self, channel: Channel) -> None:
+        self._open[channel.name] = channel
+        event = self._current(channel)
+        if event is not None:
+            self._emit([event])
+
+    def close(self, channel: Channel) -> None:
+        self._open.pop(channel.name, None)
+
+    def streams(self) -> list[str]:
+        return sorted(self._open)
+
+    def health(self) -> dict[str, object]:
+        return {"source": self.name, "simulated": True, "live": True, "streams": len(self._open)}
+
+    def _current(self, channel: Channel) -> Event | None:
+        symbol = channel.symbol
+        if symbol is None:
+            return None
+        if channel.kind in (Kind.PRICE, Kind.TICKER):
+            return self.market.ticker(symbol)
+        if channel.kind is Kind.DEPTH:
+            return self.market.depth(symbol)
+        if channel.kind is Kind.KLINES and channel.interval is not None:
+            return self.market.kline(symbol, channel.interval)
+        return None
+
+    def _emit(self, events: list[Event]) -> None:
+        if self._sink is not None:
+            for event in events:
+                self._sink.on_event(event)
+
+    def step(self) -> None:
+        """Advance the market to now and emit what the open channels see."""
+        self._ticks += 1
+        events = self.market.advance(self._clock_ms(), self._open.__contains__)
+        every = self._ticks
+        for channel in list(self._open.values()):
+            kind = channel.kind
+            if (
+                kind is Kind.DEPTH
+                or (kind is Kind.KLINES and every % _KLINE_EVERY == 0)
+                or (kind is Kind.TICKER and every % _TICKER_EVERY == 0)
+                or (
+                    kind is Kind.PRICE
+                    and every % _TICKER_EVERY == 0
+                    and f"ticker:{channel.symbol}" not in self._open
+                )
+            ):
+                event = self._current(channel)
+                if event is not None:
+                    events.append(event)
+        self._emit(events)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            self.step()

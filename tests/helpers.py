@@ -1,0 +1,110 @@
+"""Shared test helpers: run a real gateway on port 0, talk to it over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tickwire.config import Settings, replace
+from tickwire.server import Gateway
+from tickwire.sources.base import Source
+
+
+__all__ = ["TIMEOUT", "Client", "running_gateway"]
+
+TIMEOUT = 5.0 * float(os.environ.get("TICKWIRE_TESTS_TIMEOUT_FACTOR", "1"))
+"""Default wait for one expected message; scale with TICKWIRE_TESTS_TIMEOUT_FACTOR."""
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: Settings | None = None, *, source: Source | None = None, **changes: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway listening on 127.0.0.1 on a free port; ``gateway.url`` is its base URL."""
+    settings = replace(settings or Settings(), host="127.0.0.1", port=0, **changes)
+    gateway = Gateway(settings, source=source)
+    runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    gateway.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    gateway.ws_url = f"ws://127.0.0.1:{port}/ws"  # type: ignore[attr-defined]
+    try:
+        yield gateway
+    finally:
+        await runner.cleanup()
+
+
+class Client:
+    """A minimal protocol client written from PROTOCOL.md, for tests."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, session: aiohttp.ClientSession) -> None:
+        self.ws = ws
+        self._session = session
+        self.welcome: dict[str, Any] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, url: str, **kwargs: Any) -> AsyncIterator[Client]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, **kwargs) as ws:
+                client = cls(ws, session)
+                client.welcome = await client.recv()
+                yield client
+
+    async def send(self, msg: dict[str, Any] | str | bytes) -> None:
+        if isinstance(msg, dict):
+            await self.ws.send_str(json.dumps(msg))
+        elif isinstance(msg, bytes):
+            await self.ws.send_bytes(msg)
+        else:
+            await self.ws.send_str(msg)
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}")
+        data = json.loads(msg.data)
+        assert isinstance(data, dict)
+        return data
+
+    async def recv_until(self, predicate: Any, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Skip messages until one matches ``predicate``; fail after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("no matching message")
+            msg = await self.recv(remaining)
+            if predicate(msg):
+                return msg
+
+    async def subscribe(self, *channels: str, **extra: Any) -> list[dict[str, Any]]:
+        """Subscribe and return the direct answers (one per channel: subscribed or error)."""
+        await self.send({"type": "subscribe", "channels": list(channels), **extra})
+        answers: list[dict[str, Any]] = []
+        while len(answers) < len(channels):
+            msg = await self.recv()
+            if msg["type"] in ("subscribed", "error"):
+                answers.append(msg)
+        return answers
+
+    async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str]:
+        """Wait for the server to close; returns (close code, reason). Skips data frames."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            msg = await self.ws.receive(timeout=max(0.01, deadline - loop.time()))
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return self.ws.close_code, str(msg.extra or "")
