@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONASYNCIODEBUG ?= 0
 
-.PHONY: run test lint typecheck unit bench system-deps clean
+.PHONY: run test lint typecheck unit bench system-deps clean readme
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
@@ -50,3 +51,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Rewrite the settings table in README.md from the option table in config.py.
+readme: $(STAMP)
+	$(BIN)/python -c "import re, pathlib; from tickwire.config import settings_table; \
+	p = pathlib.Path('README.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(<!-- settings-table -->\n).*?(<!-- /settings-table -->)', \
+	lambda m: m.group(1) + settings_table() + '\n' + m.group(2), s, flags=re.S))"

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tickwire.server import Gateway
 
 from .helpers import running_gateway
+from .redis_server import RedisServer, run_redis
 
 
 @pytest.fixture
@@ -14,3 +16,10 @@ async def gateway() -> AsyncIterator[Gateway]:
     """A default gateway (simulated market, memory bus) on a free loopback port."""
     async with running_gateway(linger=0.2) as gw:
         yield gw
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, in a temp dir; killed after the test."""
+    with run_redis(tmp_path) as server:
+        yield server

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from . import logs, tools
 from .config import add_options, settings_from
 from .errors import ConfigError
 
@@ -19,6 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
     add_options(serve)
+    from .record import add_arguments as add_record_arguments
+
+    record = commands.add_parser("record", help="write raw upstream frames to a capture file (for replay)")
+    add_options(record)
+    add_record_arguments(record)
+    tools.add_commands(commands)  # watch, probe
     return parser
 
 
@@ -26,15 +32,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call it without a subprocess)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    tool = getattr(args, "tool", None)
+    if tool is not None:  # watch, probe: clients of a gateway, no server settings
+        return int(tool(args))
     try:
         settings = settings_from(args)
     except ConfigError as exc:
         print(f"tickwire: bad setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    logs.setup(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        rate=settings.log_rate,
+        secrets=logs.settings_secrets(settings),
     )
+    if args.command == "record":
+        from .record import run_record
+
+        try:
+            return run_record(settings, args)
+        except ConfigError as exc:
+            print(f"tickwire: bad setting: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve":
         from .server import run
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
 
 
-__all__ = ["OPTIONS", "Option", "Settings", "add_options", "settings_from"]
+__all__ = ["OPTIONS", "Option", "Settings", "add_options", "settings_from", "settings_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +37,34 @@ class Settings:
     max_queue: int = 1024
     shutdown_timeout: float = 5.0
     log_level: str = "info"
+    log_format: str = "text"
+    log_rate: float = 20.0
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     binance_rotate_after: float = 23 * 3600.0
     replay_file: str | None = None
     replay_speed: float = 1.0
     replay_loop: bool = False
+    # scale-out (docs/multi-node.md)
+    role: str = "all"
+    redis_url: str | None = None
+    redis_prefix: str = "tickwire"
+    workers: int = 1
+    reuse_port: bool = False
+    # security (docs/security.md); secrets never appear in repr or logs
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_secret_file: str | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys_file: str | None = None
+    max_publish_size: int = 1024 * 1024
+    max_connections: int = 50_000
+    max_connections_per_ip: int = 0
+    allowed_origins: tuple[str, ...] = ()
+    protect_stats: bool = False
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -68,6 +90,18 @@ def _non_negative(raw: str) -> float:
     if value < 0:
         raise ValueError("must not be negative")
     return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    """Comma-separated values, blanks dropped."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _bool(raw: str) -> bool:
@@ -98,6 +132,8 @@ class Option:
     convert: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
     flag: bool = False  # a switch: --name sets True
+    append: bool = False  # repeatable: the values are joined with commas for ``convert``
+    aliases: tuple[str, ...] = ()  # more flag spellings (``--api-key`` for ``--api-keys``)
 
     @property
     def cli(self) -> str:
@@ -124,12 +160,48 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_queue", "every-message frames queued for a slow client before 4008", _positive(int)),
     Option("shutdown_timeout", "seconds to wait for clients to close on shutdown", _non_negative),
     Option("log_level", "logging level", choices=("debug", "info", "warning", "error")),
+    Option("log_format", "log line format: text, or json (one object per line)", choices=("text", "json")),
+    Option("log_rate", "log lines/s per message template; more are suppressed (0: no cap)", _non_negative),
     Option("binance_ws_url", "Binance stream base URL", _ws_url),
     Option("binance_rest_url", "Binance REST base URL", _http_url),
     Option("binance_rotate_after", "seconds before an upstream connection is replaced", _positive(float)),
     Option("replay_file", "capture to play with --source replay"),
     Option("replay_speed", "replay speed factor (2 = twice as fast)", _positive(float)),
     Option("replay_loop", "start the replay again at its end", _bool, flag=True),
+    Option(
+        "role",
+        "all: clients and upstream; gateway: clients only; ingest: upstream only (needs --redis-url)",
+        choices=("all", "gateway", "ingest"),
+    ),
+    Option("redis_url", "Redis for many processes (redis://host:6379/0); unset: one process, memory bus"),
+    Option("redis_prefix", "prefix of every Redis key and channel"),
+    Option("workers", "gateway processes on one port, plus an ingest (needs --redis-url)", _positive(int)),
+    Option("reuse_port", "share the port with other processes (SO_REUSEPORT)", _bool, flag=True),
+    Option("jwt_secret", "HS256 secret for client tokens (32+ bytes)"),
+    Option("jwt_secret_file", "file holding the HS256 secret"),
+    Option("jwt_public_key", "PEM public key file for RS256/ES256 client tokens"),
+    Option("jwt_issuer", "required token 'iss'"),
+    Option("jwt_audience", "required token 'aud'"),
+    Option("jwt_algorithms", "token algorithms allowed (comma-separated; default from the keys)", _csv),
+    Option(
+        "api_keys",
+        "publish API keys (repeatable, also as --api-key; env: comma-separated)",
+        _csv,
+        append=True,
+        aliases=("--api-key",),
+    ),
+    Option("api_keys_file", "file with publish API keys, one a line"),
+    Option("max_publish_size", "largest publish API body in bytes (larger: 413)", _positive(int)),
+    Option("max_connections", "total WebSocket connections (0: no cap)", _non_negative_int),
+    Option("max_connections_per_ip", "connections per client address (0: no cap)", _non_negative_int),
+    Option(
+        "allowed_origins",
+        "browser Origins allowed (repeatable, also as --allowed-origin; empty: any)",
+        _csv,
+        append=True,
+        aliases=("--allowed-origin",),
+    ),
+    Option("protect_stats", "stats and metrics need the publish API key", _bool, flag=True),
 )
 
 
@@ -141,6 +213,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         text = f"{opt.help} (env {opt.env}; default {default})"
         if opt.flag:
             parser.add_argument(opt.cli, dest=opt.field, action="store_const", const="true", help=text)
+        elif opt.append:
+            parser.add_argument(
+                opt.cli, *opt.aliases, dest=opt.field, metavar=opt.field.upper(), action="append", help=text
+            )
         else:
             parser.add_argument(opt.cli, dest=opt.field, metavar=opt.field.upper(), help=text)
 
@@ -155,6 +231,8 @@ def settings_from(args: argparse.Namespace | None = None, env: Mapping[str, str]
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         raw = getattr(args, opt.field, None) if args is not None else None
+        if isinstance(raw, list):  # a repeatable flag
+            raw = ",".join(raw)
         where = opt.cli
         if raw is None:
             raw = env.get(opt.env)
@@ -180,6 +258,18 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"--replay-file={s.replay_file!r}: no such file")
     if s.burst < 1:
         raise ConfigError(f"--burst={s.burst}: must be at least 1")
+    if s.role != "all" and not s.redis_url:
+        raise ConfigError(f"--role {s.role} needs --redis-url (env TICKWIRE_REDIS_URL)")
+    if s.workers > 1 and not s.redis_url:
+        raise ConfigError(f"--workers {s.workers} needs --redis-url (env TICKWIRE_REDIS_URL)")
+    if s.workers > 1 and s.role != "all":
+        raise ConfigError(f"--workers {s.workers} runs its own roles; leave --role at all")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--redis-url={s.redis_url!r}: must start with redis://, rediss:// or unix://")
+    if s.jwt_secret and s.jwt_secret_file:
+        raise ConfigError("--jwt-secret and --jwt-secret-file: give one, not both")
+    if s.protect_stats and not (s.api_keys or s.api_keys_file):
+        raise ConfigError("--protect-stats needs an API key (--api-key, --api-keys-file)")
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:
@@ -187,7 +277,14 @@ def replace(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
-def option_rows() -> Sequence[tuple[str, str, str, str]]:
-    """(flag, env, default, help) rows, for the README table."""
+def settings_table() -> str:
+    """The README's settings table (``make readme`` writes it; a test keeps it current)."""
     defaults = Settings()
-    return [(o.cli, o.env, str(getattr(defaults, o.field)), o.help) for o in OPTIONS]
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for o in OPTIONS:
+        default = getattr(defaults, o.field)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "" if default in (None, "") else f"`{default}`"
+        rows.append(f"| `{o.cli}` | `{o.env}` | {shown} | {o.help} |")
+    return "\n".join(rows)

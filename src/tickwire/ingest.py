@@ -91,6 +91,11 @@ class Ingest:
         self._seq[channel] = seq
         return seq
 
+    def resume_seq(self, channel: str, seq: int) -> None:
+        """Continue ``channel`` after ``seq``: a new leader never repeats a seq (Redis bus)."""
+        if seq > self._seq.get(channel, 0):
+            self._seq[channel] = seq
+
     def on_event(self, event: Event) -> None:
         final = isinstance(event, Trade) or (isinstance(event, Kline) and event.final)
         for channel in channels_of(event):
@@ -103,8 +108,28 @@ class Ingest:
     def on_status(self, channel: str, live: bool, reason: str | None) -> None:
         self._bus.publish_status(ChannelStatus(channel, live, reason, self._clock_ms()))
 
+    async def publish(self, channel: Channel, data: msgspec.Raw) -> int:
+        """Publish a message of the publish API on any node and bus; returns its seq.
+
+        The bus assigns the seq (one counter cluster-wide on Redis) and
+        publishes in one step, so every node sees the same seq, in order.
+
+        Raises:
+            BusUnavailable: the bus is down (answer 503).
+        """
+        name, kind, symbol = channel.name, channel.message_type, channel.symbol
+
+        def encode(seq: int) -> bytes:
+            return encode_publication(kind, name, seq, data, symbol=symbol)
+
+        return await self._bus.publish_data(name, encode, event_time=self._clock_ms())
+
     def publish_data(self, channel: Channel, data: msgspec.Raw) -> int:
-        """Publish a message of the publish API; returns its seq."""
+        """Publish a message of the publish API; returns its seq.
+
+        Single node (memory bus) only: the seq is this process's. Prefer
+        :meth:`publish`, which works on every bus and role.
+        """
         seq = self.next_seq(channel.name)
         symbol = channel.symbol if channel.symbol is not None else None
         payload = encode_publication(channel.message_type, channel.name, seq, data, symbol=symbol)

@@ -1,116 +1,404 @@
-"""``/metrics``: Prometheus text rendered from :class:`Stats`, the hub and the source.
+"""``/metrics``: Prometheus text rendered from :class:`Stats`, the hub, the
+sessions, the source and the bus.
 
-A custom collector reads the counters at scrape time, so the hot paths pay
-for integer additions only. Label sets are bounded: channel *kinds*, error
-codes and close codes, never a symbol or a user id.
+A custom collector reads everything at scrape time, so the hot paths pay for
+integer additions only. Label sets are bounded: channel *kinds*, error codes,
+known close codes, HTTP statuses, the source and bus names; never a symbol,
+a channel or a user id. The catalogue (names, types, meaning) is in
+docs/operations.md.
+
+What is read from other components, at scrape time:
+
+* ``source.health()`` (:data:`UPSTREAM_HEALTH_KEYS`): ``"source"`` (str) and
+  ``"live"`` (bool) are required by the Source protocol; a source fills the
+  optional numeric keys it knows, and a missing key reads as 0:
+
+  - ``"connections"``: upstream connections open now;
+  - ``"reconnects"``: reconnects since start (monotonic; not counting
+    planned rotations);
+  - ``"staleStreams"``: upstream streams the watchdog considers stalled now;
+  - ``"restCalls"``: REST requests sent since start;
+  - ``"restRateLimited"``: REST answers 429 or 418 since start.
+
+* ``bus.health()`` (:data:`BUS_HEALTH_KEYS`): ``"connected"`` (bool) and the
+  optional ``"reconnects"`` (int, since start); the label is ``bus.name``.
+* each session's ``queued`` (frames in its outbox), for the outbox-depth
+  histogram; a gauge histogram, since it is a snapshot of all clients now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from . import logs
 from .channels import Kind
+from .errors import CloseCode, ErrorCode
 from .hub import Hub
-from .stats import Stats
+from .stats import LATENCY_BUCKETS_MS, Stats
 
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["BUS_HEALTH_KEYS", "CONTENT_TYPE", "OUTBOX_BUCKETS", "UPSTREAM_HEALTH_KEYS", "Metrics"]
+
+logger = logging.getLogger("tickwire.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+UPSTREAM_HEALTH_KEYS: tuple[str, ...] = (
+    "connections",
+    "reconnects",
+    "staleStreams",
+    "restCalls",
+    "restRateLimited",
+)
+BUS_HEALTH_KEYS: tuple[str, ...] = ("connected", "reconnects")
+
+OUTBOX_BUCKETS: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+"""Upper bounds (frames) of the outbox-depth histogram."""
+
+_KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1006, 1007, 1011, *CloseCode})
+_KINDS = tuple(k.value for k in Kind)
+# series exported at 0 from the start, so rate() and increase() see the first event
+_INITIAL_CLOSE_CODES = (1000, 1001, 1006, *CloseCode)
+_INITIAL_REJECTIONS = {"origin": 0, "total": 0, "per_ip": 0}
+
+
+class _Queued(Protocol):
+    @property
+    def queued(self) -> int: ...
+
+
+class _BusView(Protocol):
+    name: str
+
+    def health(self) -> dict[str, object]: ...
+
+
+def _number(values: Mapping[str, object], key: str) -> float:
+    value = values.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
+def _by(family: GaugeMetricFamily | CounterMetricFamily, rows: Iterable[tuple[str, float]]) -> Metric:
+    for label, value in rows:
+        family.add_metric([label], value)
+    return family
+
 
 class _GatewayCollector(Collector):
-    def __init__(self, stats: Stats, hub: Hub, upstream: Callable[[], dict[str, object]]) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        hub: Hub,
+        upstream: Callable[[], dict[str, object]],
+        bus: _BusView | None,
+        sessions: Callable[[], Iterable[_Queued]] | None,
+        connection_limit: int,
+        info: Mapping[str, str],
+    ) -> None:
         self._stats = stats
         self._hub = hub
         self._upstream = upstream
+        self._bus = bus
+        self._sessions = sessions
+        self._connection_limit = connection_limit
+        self._info = dict(info)
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
+        yield from self._connections()
+        yield from self._channels()
+        yield from self._traffic()
+        yield from self._slow_clients()
+        yield self._latency()
+        yield from self._upstream_metrics()
+        yield from self._bus_metrics()
+        yield from self._publish()
+        yield _counter(
+            "tickwire_log_lines_suppressed",
+            "Log lines dropped by the log rate limiter (a flood of similar lines).",
+            logs.suppressed_total(),
+        )
+
+    def _connections(self) -> Iterator[Metric]:
         s = self._stats
+        info = GaugeMetricFamily(
+            "tickwire_info", "Build and role of this node (always 1).", labels=list(self._info)
+        )
+        info.add_metric(list(self._info.values()), 1.0)
+        yield info
         yield GaugeMetricFamily(
             "tickwire_connections", "Client WebSocket connections open now.", s.connections_current
         )
-        opened = CounterMetricFamily("tickwire_connections_opened", "Client connections accepted.")
-        opened.add_metric([], s.connections_opened)
-        yield opened
-        closed = CounterMetricFamily(
-            "tickwire_connections_closed", "Client connections closed, by close code.", labels=["code"]
+        yield GaugeMetricFamily(
+            "tickwire_connections_limit",
+            "Configured cap on client connections of this node (0: no cap).",
+            self._connection_limit,
         )
-        for code, n in sorted(s.connections_closed.items()):
-            closed.add_metric([str(code)], n)
-        yield closed
-        subs = GaugeMetricFamily(
-            "tickwire_subscriptions", "Client subscriptions, by channel kind.", labels=["kind"]
+        yield _counter("tickwire_connections_opened", "Client connections accepted.", s.connections_opened)
+        closed: dict[str, int] = {str(code): 0 for code in _INITIAL_CLOSE_CODES}
+        for code, n in s.connections_closed.items():
+            label = str(code) if code in _KNOWN_CLOSE_CODES else "other"
+            closed[label] = closed.get(label, 0) + n
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_connections_closed", "Client connections closed, by close code.", labels=["code"]
+            ),
+            sorted(closed.items()),
         )
-        channels = GaugeMetricFamily(
-            "tickwire_channels", "Channels with local subscribers, by kind.", labels=["kind"]
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_connections_rejected",
+                "Connections refused by a limit, by reason.",
+                labels=["reason"],
+            ),
+            sorted(({**_INITIAL_REJECTIONS, **s.rejected_connections}).items()),
         )
-        per_kind: dict[str, list[int]] = {k.value: [0, 0] for k in Kind}
+
+    def _channels(self) -> Iterator[Metric]:
+        per_kind: dict[str, list[int]] = {k: [0, 0] for k in _KINDS}
         for name in self._hub.channels():
-            counts = per_kind[name.partition(":")[0]]
-            counts[0] += self._hub.subscriber_count(name)
-            counts[1] += 1
-        for kind, (n_subs, n_channels) in per_kind.items():
-            subs.add_metric([kind], n_subs)
-            channels.add_metric([kind], n_channels)
-        yield subs
-        yield channels
-        msg_in = CounterMetricFamily("tickwire_messages_in", "Client frames received.")
-        msg_in.add_metric([], s.messages_in)
-        yield msg_in
-        out = CounterMetricFamily(
-            "tickwire_messages_out", "Data messages queued to clients, by channel kind.", labels=["kind"]
+            counts = per_kind.get(name.partition(":")[0])
+            if counts is not None:
+                counts[0] += self._hub.subscriber_count(name)
+                counts[1] += 1
+        yield _by(
+            GaugeMetricFamily(
+                "tickwire_subscriptions", "Client subscriptions, by channel kind.", labels=["kind"]
+            ),
+            ((kind, n) for kind, (n, _) in per_kind.items()),
         )
-        pubs = CounterMetricFamily(
-            "tickwire_publications", "Channel messages received from the bus, by kind.", labels=["kind"]
+        yield _by(
+            GaugeMetricFamily(
+                "tickwire_channels", "Channels with local subscribers, by kind.", labels=["kind"]
+            ),
+            ((kind, n) for kind, (_, n) in per_kind.items()),
         )
-        for kind in per_kind:
-            out.add_metric([kind], s.messages_out_by_kind.get(kind, 0))
-            pubs.add_metric([kind], s.publications_by_kind.get(kind, 0))
-        yield out
-        yield pubs
-        errors = CounterMetricFamily(
-            "tickwire_errors", "Error frames sent to clients, by code.", labels=["code"]
+        yield GaugeMetricFamily(
+            "tickwire_stale_channels",
+            "Channels with local subscribers whose upstream is down or stalled.",
+            len(self._hub.stale_channels()),
         )
-        for error_code, n in sorted(s.errors.items()):
-            errors.add_metric([error_code], n)
-        yield errors
-        conflated = CounterMetricFamily(
-            "tickwire_conflated_messages", "Latest-value messages replaced before a slow client read them."
+
+    def _traffic(self) -> Iterator[Metric]:
+        s = self._stats
+        yield _counter("tickwire_client_frames_in", "Frames received from clients.", s.messages_in)
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_messages_in",
+                "Channel messages this node received for its subscribers, by channel kind.",
+                labels=["kind"],
+            ),
+            ((kind, s.publications_by_kind.get(kind, 0)) for kind in _KINDS),
         )
-        conflated.add_metric([], s.conflated)
-        yield conflated
-        slow = CounterMetricFamily(
-            "tickwire_slow_consumer_disconnects", "Clients closed with 4008 (outbox full)."
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_messages_out",
+                "Channel messages queued to clients (one per subscriber), by channel kind.",
+                labels=["kind"],
+            ),
+            ((kind, s.messages_out_by_kind.get(kind, 0)) for kind in _KINDS),
         )
-        slow.add_metric([], s.slow_disconnects)
-        yield slow
-        rejected = CounterMetricFamily(
-            "tickwire_connections_rejected", "Connections refused by a limit, by reason.", labels=["reason"]
+        yield _counter("tickwire_bytes_out", "Bytes written to client sockets.", s.bytes_out)
+        yield _by(
+            CounterMetricFamily("tickwire_errors", "Error frames sent to clients, by code.", labels=["code"]),
+            ((code.value, s.errors.get(code.value, 0)) for code in ErrorCode),
         )
-        for reason, n in sorted(s.rejected_connections.items()):
-            rejected.add_metric([reason], n)
-        yield rejected
-        upstream = self._upstream()
-        source = str(upstream.get("source", "unknown"))
-        up = GaugeMetricFamily("tickwire_upstream_up", "1 when the upstream feed is live.", labels=["source"])
-        up.add_metric([source], 1.0 if upstream.get("live") else 0.0)
+
+    def _slow_clients(self) -> Iterator[Metric]:
+        s = self._stats
+        yield _counter(
+            "tickwire_conflated_messages",
+            "Latest-value messages replaced before a slow client read them.",
+            s.conflated,
+        )
+        yield _counter(
+            "tickwire_dropped_messages", "Frames discarded unsent because their client was closed.", s.dropped
+        )
+        yield _counter(
+            "tickwire_slow_consumer_disconnects",
+            "Clients closed with 4008 (outbox full).",
+            s.slow_disconnects,
+        )
+        if self._sessions is not None:
+            yield self._outbox()
+
+    def _outbox(self) -> Metric:
+        assert self._sessions is not None
+        counts = [0] * (len(OUTBOX_BUCKETS) + 1)
+        total = 0
+        for session in self._sessions():
+            depth = session.queued
+            total += depth
+            counts[_bucket_index(depth)] += 1
+        family = GaugeHistogramMetricFamily(
+            "tickwire_client_outbox_depth",
+            "Frames waiting in each client's outbox, now (one sample per client).",
+        )
+        family.add_metric([], _cumulative(OUTBOX_BUCKETS, counts, str), total)
+        return family
+
+    def _latency(self) -> Metric:
+        s = self._stats
+        family = HistogramMetricFamily(
+            "tickwire_delivery_latency_seconds",
+            "Upstream event time to fan-out, once per channel message, by channel kind.",
+            labels=["kind"],
+        )
+        for kind, counts in s.latency_buckets.items():
+            buckets = _cumulative(LATENCY_BUCKETS_MS, counts, lambda ms: repr(ms / 1000))
+            family.add_metric([kind], buckets, s.latency_sum_ms.get(kind, 0) / 1000)
+        return family
+
+    def _upstream_metrics(self) -> Iterator[Metric]:
+        try:
+            health = self._upstream()
+        except Exception:  # a scrape must not fail because a source did
+            logger.exception("source health() failed during a scrape")
+            health = {}
+        label = [str(health.get("source", "unknown"))]
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, doc, labels=["source"])
+            family.add_metric(label, value)
+            return family
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=["source"])
+            family.add_metric(label, value)
+            return family
+
+        yield gauge(
+            "tickwire_upstream_up", "1 when the upstream feed is live.", 1.0 if health.get("live") else 0.0
+        )
+        yield gauge(
+            "tickwire_upstream_connections", "Upstream connections open now.", _number(health, "connections")
+        )
+        yield counter(
+            "tickwire_upstream_reconnects",
+            "Upstream reconnects (not planned rotations).",
+            _number(health, "reconnects"),
+        )
+        yield gauge(
+            "tickwire_upstream_stale_streams",
+            "Upstream streams the watchdog considers stalled now.",
+            _number(health, "staleStreams"),
+        )
+        yield counter(
+            "tickwire_upstream_rest_requests", "REST requests to the upstream.", _number(health, "restCalls")
+        )
+        yield counter(
+            "tickwire_upstream_rest_rate_limited",
+            "REST answers 429/418 (rate limited) from the upstream.",
+            _number(health, "restRateLimited"),
+        )
+
+    def _bus_metrics(self) -> Iterator[Metric]:
+        if self._bus is None:
+            return
+        try:
+            health = self._bus.health()
+        except Exception:
+            logger.exception("bus health() failed during a scrape")
+            health = {}
+        up = GaugeMetricFamily(
+            "tickwire_bus_up", "1 when the bus (memory or Redis) is connected.", labels=["bus"]
+        )
+        up.add_metric([self._bus.name], 1.0 if health.get("connected") else 0.0)
         yield up
-        stale = GaugeMetricFamily("tickwire_stale_channels", "Channels whose upstream is down or stalled.")
-        stale.add_metric([], len(self._hub.stale_channels()))
-        yield stale
+        reconnects = CounterMetricFamily(
+            "tickwire_bus_reconnects", "Bus reconnects since start.", labels=["bus"]
+        )
+        reconnects.add_metric([self._bus.name], _number(health, "reconnects"))
+        yield reconnects
+
+    def _publish(self) -> Iterator[Metric]:
+        s = self._stats
+        statuses = dict.fromkeys((200, 400, 401, 413, 503), 0)  # always present, so rate() has a start
+        for status, n in s.publish_requests.items():
+            label = status if 100 <= status <= 599 else 0
+            statuses[label] = statuses.get(label, 0) + n
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_publish_requests", "Publish API requests, by HTTP status.", labels=["status"]
+            ),
+            ((str(status), n) for status, n in sorted(statuses.items())),
+        )
+        yield _counter(
+            "tickwire_publish_messages", "Channel messages accepted by the publish API.", s.publish_messages
+        )
+
+
+def _bucket_index(depth: int) -> int:
+    if depth <= 0:
+        return 0
+    # OUTBOX_BUCKETS[i] = 2**(i-1) for i >= 1: bucket i holds 2**(i-2) < depth <= 2**(i-1)
+    return min((depth - 1).bit_length() + 1, len(OUTBOX_BUCKETS))
+
+
+def _cumulative(
+    bounds: tuple[int, ...], counts: list[int], label: Callable[[int], str]
+) -> list[tuple[str, float]]:
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound, n in zip(bounds, counts, strict=False):
+        running += n
+        buckets.append((label(bound), running))
+    buckets.append(("+Inf", running + counts[len(bounds)]))
+    return buckets
 
 
 class Metrics:
-    """Owns the registry; :meth:`render` is what ``GET /metrics`` returns."""
+    """Owns the registry; :meth:`render` is what ``GET /metrics`` returns.
 
-    def __init__(self, stats: Stats, hub: Hub, upstream: Callable[[], dict[str, object]]) -> None:
+    Args:
+        stats: the node's counters.
+        hub: for subscriptions, channels and stale channels.
+        upstream: the source's ``health()``.
+        bus: the bus (its ``name`` and ``health()``).
+        sessions: returns the open sessions (for the outbox-depth histogram).
+        connection_limit: the configured cap on connections (0: none).
+        info: labels of ``tickwire_info`` (version, source, bus, role).
+        process: also export ``process_*`` (CPU, memory, open and max fds).
+    """
+
+    def __init__(
+        self,
+        stats: Stats,
+        hub: Hub,
+        upstream: Callable[[], dict[str, object]],
+        *,
+        bus: _BusView | None = None,
+        sessions: Callable[[], Iterable[_Queued]] | None = None,
+        connection_limit: int = 0,
+        info: Mapping[str, str] | None = None,
+        process: bool = True,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_GatewayCollector(stats, hub, upstream))
+        self.registry.register(
+            _GatewayCollector(stats, hub, upstream, bus, sessions, connection_limit, info or {})
+        )
+        if process:
+            ProcessCollector(registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,15 +22,20 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from . import __version__
+from .accesslog import AccessLogger
+from .auth import Identity, Verifier
 from .bus.base import Bus
-from .bus.memory import MemoryBus
 from .channels import Channel
+from .cluster import FollowerSource, as_redis, make_bus, run_workers
 from .config import Settings
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .hub import Hub
 from .ingest import Ingest
+from .limits import ConnectionGuard, Rejection
 from .metrics import CONTENT_TYPE, Metrics
 from .protocol import encode_connected, encode_error
+from .publish import ApiKeys, PublishApi
 from .session import Limits, Session
 from .sources.base import Source
 from .stats import Stats
@@ -122,11 +127,41 @@ class Gateway:
         self.settings = settings
         self.started = time.monotonic()
         self.stats = Stats()
-        self.bus: Bus = bus if bus is not None else MemoryBus()
+        self.verifier = Verifier.from_settings(settings)  # None: no JWT key, private channels closed
+        self.api_keys = ApiKeys.from_settings(settings)
+        self.guard = ConnectionGuard(
+            max_connections=settings.max_connections,
+            max_per_ip=settings.max_connections_per_ip,
+            allowed_origins=settings.allowed_origins,
+            stats=self.stats,
+        )
+        self.bus: Bus = bus if bus is not None else make_bus(settings)
         self.hub = Hub(self.bus, on_deliver=self.stats.on_deliver, clock_ms=wall_ms)
+        redis_bus = as_redis(self.bus)
+        if source is None and redis_bus is not None and settings.role == "gateway":
+            source = FollowerSource(redis_bus, settings.source)  # the upstream is the leading ingest's
         self.source = source if source is not None else make_source(settings)
         self.ingest = Ingest(self.source, self.bus, linger=settings.linger, clock_ms=wall_ms)
-        self.metrics = Metrics(self.stats, self.hub, self.source.health)
+        if redis_bus is not None:
+            redis_bus.ingest_health = self._ingest_health
+            redis_bus.symbols = getattr(self.source, "known_symbols", None)
+        self.metrics = Metrics(
+            self.stats,
+            self.hub,
+            self.source.health,
+            bus=self.bus,
+            sessions=lambda: self.sessions,
+            connection_limit=settings.max_connections,
+            info={
+                "version": __version__,
+                "source": self.source.name,
+                "bus": self.bus.name,
+                "role": settings.role,
+            },
+        )
+        self.publish_api = PublishApi(
+            self.ingest, self.api_keys, max_size=settings.max_publish_size, stats=self.stats
+        )
         self.limits = Limits(
             max_subscriptions=settings.max_subscriptions,
             rate=settings.rate,
@@ -142,10 +177,16 @@ class Gateway:
 
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/health", self.handle_health)
+        if self.settings.role == "ingest":  # the upstream only: /health and /metrics
+            app.router.add_get("/metrics", self.handle_metrics)
+            app.on_startup.append(self._on_startup)
+            app.on_cleanup.append(self._on_cleanup)
+            return app
+        app.router.add_get("/ws", self.handle_ws)
         app.router.add_get("/api/v1/ws/stats", self.handle_stats)
         app.router.add_get("/metrics", self.handle_metrics)
+        self.publish_api.add_routes(app)
         app.router.add_get("/", self.handle_index)
         app.router.add_static("/static", str(importlib.resources.files("tickwire") / "web"))
         app.on_startup.append(self._on_startup)
@@ -198,6 +239,39 @@ class Gateway:
         await self.source.validate(channel)
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        """Admission first (limits.py: Origin, total cap, per-address cap), then the connection."""
+        address = request.remote or ""
+        rejection = self.guard.admit(address, request.headers.get("Origin"))
+        if rejection is not None:
+            return await self._refuse(request, rejection)
+        try:
+            return await self._connection(request)
+        finally:
+            self.guard.release(address)
+
+    async def _refuse(self, request: web.Request, rejection: Rejection) -> web.StreamResponse:
+        logger.debug("refused %s: %s", request.remote, rejection.reason)
+        if rejection.close_code is None:
+            raise web.HTTPServiceUnavailable(text=rejection.message, headers={"Retry-After": "5"})
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close(code=rejection.close_code, message=rejection.message.encode()[:120])
+        return ws
+
+    def _token_identity(self, request: web.Request) -> tuple[Identity | None, ProtocolError | None]:
+        """The identity of ``?token=``, or the error to send after ``connected``."""
+        token = request.query.get("token")
+        if token is None:
+            return None, None
+        if self.verifier is None:
+            error = ProtocolError(ErrorCode.UNAUTHORIZED, "authentication is not configured on this gateway")
+            return None, error
+        try:
+            return self.verifier.verify(token), None
+        except ProtocolError as exc:
+            return None, exc
+
+    async def _connection(self, request: web.Request) -> web.StreamResponse:
         s = self.settings
         ws = _WebSocket(
             heartbeat=s.ping_interval,
@@ -216,13 +290,21 @@ class Gateway:
             clock=time.monotonic,
             clock_ms=wall_ms,
             validate=self.validate,
+            authenticate=self.verifier.authenticate if self.verifier is not None else None,
         )
+        identity, token_error = self._token_identity(request)
+        if identity is not None:
+            session.set_identity(identity)
         self.sessions[session] = None
         self.stats.connections_current += 1
         self.stats.connections_opened += 1
-        logger.info("connect %s from %s", session.client_id, request.remote)
+        user = identity.user if identity is not None else None
+        logger.info("connect %s from %s user=%s", session.client_id, request.remote, user)
         ws.on_too_big = lambda: self._too_big(session)
-        session.send(encode_connected(session.client_id, wall_ms()))
+        session.send(encode_connected(session.client_id, wall_ms(), user=user))
+        if token_error is not None:
+            self.stats.count_error(token_error.code)
+            session.send(encode_error(token_error, wall_ms()))
         session.start()
         try:
             await self._read(ws, session)
@@ -232,9 +314,11 @@ class Gateway:
             if not self.sessions:
                 self._all_closed.set()
             self.stats.connections_current -= 1
-            code = ws.close_code if ws.close_code is not None else 1006
+            # the code we sent when we closed (the peer's echo may differ), else the peer's
+            code = session.close_code or ws.close_code or 1006
             self.stats.connections_closed[code] += 1
-            logger.info("disconnect %s code=%s", session.client_id, code)
+            reason = session.close_reason or ("connection lost" if code == 1006 else "closed by client")
+            logger.info("disconnect %s code=%s reason=%s", session.client_id, code, reason)
         return ws
 
     async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
@@ -253,9 +337,14 @@ class Gateway:
         self.stats.count_error(error.code)
         session.send(encode_error(error, wall_ms()))
         session.flush_now()
+        session.close_code, session.close_reason = CloseCode.MESSAGE_TOO_BIG, f"frame over {limit} bytes"
         session.closed = True
 
     # -- HTTP ----------------------------------------------------------------
+
+    def _ingest_health(self) -> dict[str, object]:
+        """What the leading ingest tells gateways about its upstream (Redis bus)."""
+        return {**self.source.health(), "streamNames": self.source.streams()}
 
     def upstream_health(self) -> dict[str, object]:
         health = dict(self.source.health())
@@ -286,6 +375,7 @@ class Gateway:
             "binanceStreams": len(binance),
             "binanceActiveStreams": binance,
             "priceCache": self.hub.cached_count,
+            "bus": self.bus.health(),  # demand on this node and cluster-wide (Redis)
             "source": self.source.name,
             "upstreamStreams": len(upstream),
             "upstreamActiveStreams": upstream,
@@ -298,10 +388,20 @@ class Gateway:
             "uptimeSeconds": round(time.monotonic() - self.started, 1),
         }
 
+    def _protected(self, request: web.Request) -> web.Response | None:
+        """The 401 answer when stats and metrics need the API key and it is missing."""
+        return self.api_keys.require(request) if self.settings.protect_stats else None
+
     async def handle_stats(self, request: web.Request) -> web.Response:
+        denied = self._protected(request)
+        if denied is not None:
+            return denied
         return web.json_response({"success": True, "data": self.stats_body()})
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
+        denied = self._protected(request)
+        if denied is not None:
+            return denied
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def handle_index(self, request: web.Request) -> web.Response:
@@ -312,9 +412,16 @@ class Gateway:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run a gateway until SIGINT/SIGTERM (a second one exits at once)."""
     gateway = Gateway(settings)
-    runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    runner = web.AppRunner(
+        gateway.app,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log_class=AccessLogger,  # redacts ?token=
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None
+    )
     await site.start()
     logger.info(
         "tickwire listening on http://%s:%s/ (source %s, bus %s)",
@@ -344,6 +451,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
 
 def run(settings: Settings) -> None:
+    if settings.workers > 1:
+        run_workers(settings)
+        return
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency, but optional in spirit

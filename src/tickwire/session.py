@@ -67,8 +67,13 @@ class Transport(Protocol):
 
 
 class Identity(Protocol):
-    user: str
-    expires_at_ms: int | None
+    """Who the client is (auth.Identity): the token's ``sub`` and its expiry in epoch ms."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def expires_at_ms(self) -> int | None: ...
 
 
 Authenticate = Callable[[str], Awaitable[Identity]]
@@ -110,6 +115,10 @@ class SessionStats(Protocol):
 
     def count_slow(self) -> None: ...
 
+    def count_written(self, nbytes: int) -> None: ...
+
+    def count_dropped(self, frames: int) -> None: ...
+
 
 _keys = itertools.count()
 
@@ -145,10 +154,13 @@ class Session:
         self._authenticate = authenticate
         self._bucket = TokenBucket(rate=limits.rate, burst=limits.burst, now=clock())
         self._violations = 0
+        self.close_code: int | None = None  # set when the server closes this client
+        self.close_reason: str | None = None
         self._pending: dict[str | tuple[str, int], bytes] = {}
         self._finals = 0
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
 
     # -- outbox (called by the hub; never blocks) -----------------------------
 
@@ -173,6 +185,7 @@ class Session:
             self._stats.count_slow()
             logger.info("client %s: slow consumer, %d frames queued", self.client_id, self._finals)
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox limit reached")
+            self._stats.count_dropped(1)  # the frame that did not fit
             return
         pending[(channel, next(_keys))] = frame
         self._finals += 1
@@ -181,6 +194,10 @@ class Session:
     def send(self, payload: bytes) -> None:
         """Queue a direct reply (ack, error, pong): never conflated."""
         self.push_final("", text_frame(payload))
+
+    @property
+    def _max_list(self) -> int:
+        return max(2 * self._limits.max_subscriptions, 100)
 
     @property
     def queued(self) -> int:
@@ -203,6 +220,7 @@ class Session:
             self._pending.clear()
             self._finals = 0
             transport.write(data)
+            self._stats.count_written(len(data))
             if transport.get_write_buffer_size() > high_water:
                 await transport.drain()
 
@@ -211,6 +229,10 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.close_code, self.close_reason = code, reason
+        self._cancel_expiry()
+        if self._pending:
+            self._stats.count_dropped(len(self._pending))
         self._pending.clear()
         self._wakeup.set()
         self._transport.close(code, reason)
@@ -218,6 +240,7 @@ class Session:
     async def cleanup(self) -> None:
         """Leave every channel and stop the writer (idempotent)."""
         self.closed = True
+        self._cancel_expiry()
         self._hub.remove(self, list(self.subscriptions))
         self.subscriptions.clear()
         if self._writer is not None:
@@ -235,6 +258,7 @@ class Session:
             self._pending.clear()
             self._finals = 0
             self._transport.write(data)
+            self._stats.count_written(len(data))
 
     # -- client frames -------------------------------------------------------
 
@@ -243,6 +267,8 @@ class Session:
         self._stats.count_in()
         if not self._bucket.take(self._clock()):
             self._violations += 1
+            if self._violations == 1:  # one line per run of violations, not per frame
+                logger.info("client %s: limit hit RATE_LIMITED: %s", self.client_id, self._rate_text())
             if self._violations > self._limits.abuse_limit:
                 self.close(CloseCode.POLICY_VIOLATION, "message rate limit repeatedly exceeded")
                 return
@@ -261,6 +287,8 @@ class Session:
 
     def _error(self, exc: ProtocolError) -> None:
         self._stats.count_error(exc.code)
+        if exc.code is ErrorCode.SUBSCRIPTION_LIMIT:
+            logger.info("client %s: limit hit %s: %s", self.client_id, exc.code.value, exc.message)
         self.send(encode_error(exc, self._clock_ms()))
 
     async def _dispatch(self, msg: ClientMessage) -> None:
@@ -279,8 +307,10 @@ class Session:
     async def _subscribe(self, msg: Subscribe) -> None:
         if not msg.channels:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
+        # each channel gets its own answer; a list far over the limit is refused whole
+        # so one frame cannot buy unbounded work
         limit = self._limits.max_subscriptions
-        if len(msg.channels) > limit:
+        if len(msg.channels) > self._max_list:
             raise ProtocolError(
                 ErrorCode.SUBSCRIPTION_LIMIT,
                 f"at most {limit} channels per client; this message names {len(msg.channels)}",
@@ -332,11 +362,9 @@ class Session:
     def _unsubscribe(self, msg: Unsubscribe) -> None:
         if not msg.channels:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
-        if len(msg.channels) > self._limits.max_subscriptions:
+        if len(msg.channels) > self._max_list:
             raise ProtocolError(
-                ErrorCode.INVALID_MESSAGE,
-                f"at most {self._limits.max_subscriptions} channels per message",
-                ref=msg.id,
+                ErrorCode.INVALID_MESSAGE, f"at most {self._max_list} channels per message", ref=msg.id
             )
         for name in msg.channels:
             try:
@@ -363,9 +391,14 @@ class Session:
         self.send(encode_authenticated(identity.user, identity.expires_at_ms, msg.id))
 
     def set_identity(self, identity: Identity | None) -> None:
-        """Switch user; private channels of the previous user end (PROTOCOL.md "Auth")."""
+        """Switch user; private channels of the previous user end (PROTOCOL.md "Auth").
+
+        The new identity's expiry replaces the previous one: when it passes
+        without a fresh ``auth``, the connection is closed with 4001.
+        """
         previous = self.identity
         self.identity = identity
+        self._schedule_expiry()
         if previous is None or (identity is not None and identity.user == previous.user):
             return
         for name, channel in list(self.subscriptions.items()):
@@ -374,6 +407,33 @@ class Session:
                 self._hub.unsubscribe(self, name)
                 self._purge(name)
                 self.send(encode_unsubscribed(name, self._clock_ms(), reason="re-authenticated"))
+
+    _MAX_TIMER = 86400.0  # far expiries are re-checked daily (event loops dislike huge delays)
+
+    def _schedule_expiry(self) -> None:
+        self._cancel_expiry()
+        identity = self.identity
+        if identity is None or identity.expires_at_ms is None or self.closed:
+            return
+        delay = (identity.expires_at_ms - self._clock_ms()) / 1000
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(loop.time() + min(max(delay, 0.0), self._MAX_TIMER), self._on_expiry)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _on_expiry(self) -> None:
+        self._expiry = None
+        identity = self.identity
+        if identity is None or identity.expires_at_ms is None or self.closed:
+            return
+        if self._clock_ms() < identity.expires_at_ms:
+            self._schedule_expiry()  # a far expiry, checked again after _MAX_TIMER
+            return
+        logger.info("client %s: token of %s expired", self.client_id, identity.user)
+        self.close(CloseCode.TOKEN_EXPIRED, "token expired")
 
     def _purge(self, channel: str) -> None:
         """Drop unwritten frames of ``channel`` (the previous user's private data)."""

@@ -7,12 +7,17 @@ the bus only while it has local subscribers (centrifuge ``node.go``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ..publications import ChannelStatus, Publication
 
 
-__all__ = ["Bus", "BusListener", "DemandListener"]
+__all__ = ["Bus", "BusListener", "BusUnavailable", "DemandListener"]
+
+
+class BusUnavailable(RuntimeError):
+    """The bus cannot take a publication now (Redis down): answer 503, retry later."""
 
 
 class BusListener(Protocol):
@@ -27,6 +32,9 @@ class DemandListener(Protocol):
     """The side that owns upstreams (the ingest): told when a channel is wanted or not."""
 
     def on_demand(self, channel: str, wanted: bool) -> None: ...
+
+    def resume_seq(self, channel: str, seq: int) -> None:
+        """Continue ``channel`` after ``seq`` (a new leader takes over a channel)."""
 
 
 class Bus(Protocol):
@@ -57,5 +65,16 @@ class Bus(Protocol):
 
     def forget(self, channel: str) -> None:
         """The ingest stopped ``channel``: its cached last value is no longer fresh."""
+
+    async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
+        """Publish a message of the publish API from any node; returns its seq.
+
+        The bus assigns the seq (cluster-wide on Redis) and publishes in the
+        same step, so messages reach every node in seq order. ``encode(seq)``
+        returns the wire frame for that seq; it must be a pure function of seq.
+
+        Raises:
+            BusUnavailable: the bus is down; nothing was published.
+        """
 
     def health(self) -> dict[str, object]: ...

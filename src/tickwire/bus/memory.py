@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..publications import ChannelStatus, Publication
 from .base import BusListener, DemandListener
 
@@ -19,6 +21,7 @@ class MemoryBus:
         self._ingest: DemandListener | None = None
         self._last: dict[str, Publication] = {}
         self._status: dict[str, ChannelStatus] = {}
+        self._seq: dict[str, int] = {}  # publish-API channels
 
     async def start(self) -> None:
         return None
@@ -53,6 +56,12 @@ class MemoryBus:
         self._status[status.channel] = status
         if self._hub is not None:
             self._hub.on_status(status)
+
+    async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
+        seq = self._seq.get(channel, 0) + 1
+        self._seq[channel] = seq
+        self.publish(Publication(channel, seq, encode(seq), True, event_time))
+        return seq
 
     def forget(self, channel: str) -> None:
         self._last.pop(channel, None)

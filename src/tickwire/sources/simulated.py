@@ -63,6 +63,10 @@ class SimulatedSource:
     def close(self, channel: Channel) -> None:
         self._open.pop(channel.name, None)
 
+    def known_symbols(self) -> list[str]:
+        """The symbols this market lists (published for ``--role gateway`` validation)."""
+        return list(self.market.symbols)
+
     def streams(self) -> list[str]:
         return sorted(self._open)
 

@@ -1,0 +1,108 @@
+"""The tickwire client library: typed, self-healing feeds from a gateway.
+
+::
+
+    import asyncio
+    from tickwire import client
+
+    async def main() -> None:
+        async with client.connect("ws://127.0.0.1:3000/ws") as feed:
+            await feed.subscribe("price:BTCUSDT", "trades:BTCUSDT")
+            async for msg in feed:
+                match msg:
+                    case client.Price():
+                        print(msg.symbol, msg.data.price)
+                    case client.Gap():
+                        print("missed", msg.missed, "on", msg.channel)
+
+    asyncio.run(main())
+
+It imports only the pure core of tickwire (channels, errors) and aiohttp's
+client, never the server's dependencies. See docs/client.md.
+"""
+
+from __future__ import annotations
+
+from .backoff import Action, backoff, policy
+from .feed import ClientError, ConnectionClosed, Feed, SubscriptionError, connect, ws_url
+from .messages import (
+    Account,
+    Authenticated,
+    Connected,
+    Control,
+    DataMessage,
+    Depth,
+    DepthData,
+    Disconnected,
+    Error,
+    Gap,
+    Kline,
+    KlineData,
+    Message,
+    Order,
+    Pong,
+    Portfolio,
+    Price,
+    PriceData,
+    ServerMessage,
+    Signal,
+    Status,
+    Subscribed,
+    Subscriptions,
+    Ticker,
+    TickerData,
+    Trade,
+    TradeData,
+    Unknown,
+    Unsubscribed,
+    decode,
+    encode,
+)
+
+
+__all__ = [
+    # connecting
+    "connect",
+    "Feed",
+    "ws_url",
+    # errors
+    "ClientError",
+    "ConnectionClosed",
+    "SubscriptionError",
+    # messages
+    "Message",
+    "DataMessage",
+    "ServerMessage",
+    "Control",
+    "Price",
+    "PriceData",
+    "Ticker",
+    "TickerData",
+    "Kline",
+    "KlineData",
+    "Trade",
+    "TradeData",
+    "Depth",
+    "DepthData",
+    "Signal",
+    "Order",
+    "Portfolio",
+    "Account",
+    "Status",
+    "Connected",
+    "Subscribed",
+    "Unsubscribed",
+    "Pong",
+    "Authenticated",
+    "Subscriptions",
+    "Error",
+    "Gap",
+    "Disconnected",
+    "Unknown",
+    "decode",
+    "encode",
+    # reconnect policy
+    "Action",
+    "backoff",
+    "policy",
+]

@@ -1,0 +1,221 @@
+"""The replay source: plays a capture written by ``tickwire record``.
+
+A capture is gzip-compressed JSON lines (plain JSON lines are read too), one
+upstream frame per line with its receive time in ms::
+
+    {"t": 1723161255208, "ws": "<the WebSocket text frame, byte for byte>"}
+    {"t": 1723161255301, "rest": "btcusdt@ticker", "body": "<REST snapshot body>"}
+
+Frames go through the same parser and normalizer as live data
+(:mod:`.binance_parse`), so clients see what they would have seen live; the
+partial book, which carries no time of its own, is stamped with the recorded
+receive time, so a replay is deterministic. Playback starts ``start_delay``
+seconds after the first channel opens (so a client can subscribe first) and
+keeps the recorded spacing divided by ``speed``; with ``loop`` it starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from ..channels import Channel
+from ..config import Settings
+from ..errors import ErrorCode, ProtocolError, UpstreamError
+from ..events import Event
+from .base import SourceSink
+from .binance_parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
+
+
+__all__ = ["Capture", "ReplaySource", "read_capture"]
+
+logger = logging.getLogger("tickwire.upstream.replay")
+
+
+class Capture(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One line of a capture."""
+
+    t: int
+    ws: str | None = None
+    rest: str | None = None
+    body: str | None = None
+
+
+_line = msgspec.json.Decoder(Capture)
+
+
+def read_capture(path: str | Path) -> list[Capture]:
+    """All lines of a capture file (gzip or plain).
+
+    Raises:
+        UpstreamError: a line is not a capture record.
+    """
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    out: list[Capture] = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(_line.decode(line))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UpstreamError(f"{path}:{number}: not a capture line: {exc}") from exc
+    return out
+
+
+def _stream_of_record(record: Capture) -> str | None:
+    if record.rest is not None:
+        return record.rest
+    if record.ws is not None:
+        try:
+            frame = parse_frame(record.ws)
+        except UpstreamError:
+            return None
+        if isinstance(frame, DataFrame):
+            return frame.stream
+    return None
+
+
+class ReplaySource:
+    """Plays a capture through the live parsers.
+
+    Args:
+        records: the capture's lines, in order.
+        speed: 2 plays twice as fast as recorded.
+        loop: start over at the end.
+        start_delay: seconds between the first channel opening and the first frame.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        records: list[Capture],
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        start_delay: float = 0.5,
+        label: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._records = records
+        self._speed = speed
+        self._loop = loop
+        self._start_delay = start_delay
+        self._label = label
+        self._clock = clock
+        self._norm = Normalizer()
+        self._sink: SourceSink | None = None
+        self._open: dict[str, set[str]] = {}
+        self._wanted = asyncio.Event()
+        self._symbols = sorted(
+            {symbol_of_stream(s) for r in records if (s := _stream_of_record(r)) is not None}
+        )
+        self.position = 0
+        self.passes = 0
+        self.finished = False
+        self.bad_frames = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplaySource:
+        if not settings.replay_file:
+            raise ValueError("--source replay needs --replay-file")
+        records = read_capture(settings.replay_file)
+        logger.info("replay of %s: %d frames", settings.replay_file, len(records))
+        return cls(
+            records,
+            speed=settings.replay_speed,
+            loop=settings.replay_loop,
+            label=Path(settings.replay_file).name,
+        )
+
+    # -- Source protocol -----------------------------------------------------------------
+
+    def attach(self, sink: SourceSink) -> None:
+        self._sink = sink
+
+    async def validate(self, channel: Channel) -> None:
+        if channel.symbol not in self._symbols:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_SYMBOL,
+                f"the replay holds no {channel.symbol}; it holds {', '.join(self._symbols) or 'nothing'}",
+                channel=channel.name,
+            )
+
+    def open(self, channel: Channel) -> None:
+        self._open.setdefault(stream_of(channel), set()).add(channel.name)
+        self._wanted.set()
+
+    def close(self, channel: Channel) -> None:
+        stream = stream_of(channel)
+        names = self._open.get(stream)
+        if names is not None:
+            names.discard(channel.name)
+            if not names:
+                del self._open[stream]
+
+    def streams(self) -> list[str]:
+        return sorted(self._open)
+
+    def known_symbols(self) -> list[str] | None:
+        return list(self._symbols)
+
+    def health(self) -> dict[str, object]:
+        return {
+            "source": self.name,
+            "live": True,  # nothing upstream can be down: the capture is the upstream
+            "replay": self._label,
+            "frames": len(self._records),
+            "position": self.position,
+            "passes": self.passes,
+            "finished": self.finished,
+            "badFrames": self.bad_frames,
+            "streams": len(self._open),
+        }
+
+    async def run(self) -> None:
+        await self._wanted.wait()
+        await asyncio.sleep(self._start_delay)
+        while True:
+            await self._play_once()
+            self.passes += 1
+            if not self._loop or not self._records:
+                self.finished = True
+                logger.info("replay finished after %d frames", self.position)
+                await asyncio.Event().wait()  # stay up: clients keep their last values
+            self._norm.reset()
+
+    async def _play_once(self) -> None:
+        if not self._records:
+            return
+        t0 = self._records[0].t
+        start = self._clock()
+        for index, record in enumerate(self._records):
+            due = start + (record.t - t0) / 1000 / self._speed
+            delay = due - self._clock()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            self.position = index + 1
+            event = self._event(record)
+            if event is not None and self._sink is not None:
+                self._sink.on_event(event)
+
+    def _event(self, record: Capture) -> Event | None:
+        try:
+            if record.rest is not None and record.body is not None:
+                return self._norm.accept_rest(record.rest, record.body.encode(), record.t)
+            if record.ws is not None:
+                frame = parse_frame(record.ws)
+                if isinstance(frame, DataFrame):
+                    return self._norm.accept(frame.stream, frame.data, record.t)
+        except UpstreamError as exc:
+            self.bad_frames += 1
+            logger.warning("replay frame %d skipped: %s", self.position, exc)
+        return None

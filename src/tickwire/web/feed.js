@@ -1,0 +1,140 @@
+// The gateway connection of the dashboard: one WebSocket, kept alive.
+//
+// It reconnects by itself with a capped, jittered back-off, subscribes again
+// to every remembered channel after a reconnect, follows the close codes of
+// PROTOCOL.md, and checks `seq` per channel (a jump is reported as a gap; a
+// snapshot resets the expectation). The page gets plain objects through
+// callbacks; this module never touches the DOM.
+
+const CLOSE_POLICY = {
+  1001: "soon", // server restarting
+  1008: "fatal", // policy violation
+  1009: "fatal", // frame too large
+  4001: "token", // token expired: wait for a new one
+  4008: "long", // slow consumer
+  4029: "long", // too many connections
+};
+
+export function wsUrl(token) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  return `${scheme}://${window.location.host}/ws${query}`;
+}
+
+export class Feed {
+  constructor({ onMessage, onState, onGap, minDelay = 500, maxDelay = 15000, longDelay = 10000 }) {
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.onGap = onGap;
+    this.minDelay = minDelay;
+    this.maxDelay = maxDelay;
+    this.longDelay = longDelay;
+    this.channels = new Set(); // remembered subscriptions (canonical names from the acks)
+    this.lastSeq = new Map();
+    this.token = "";
+    this.ws = null;
+    this.wanted = false; // the user asked to be connected
+    this.attempt = 0;
+    this.timer = null;
+    this.nextId = 1;
+  }
+
+  get connected() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    this.wanted = true;
+    clearTimeout(this.timer);
+    if (this.ws) return;
+    this.onState({ state: "connecting" });
+    const ws = new WebSocket(wsUrl(this.token));
+    this.ws = ws;
+    ws.onopen = () => {
+      this.openedAt = Date.now();
+      if (this.channels.size) this.send({ type: "subscribe", channels: [...this.channels] });
+    };
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => this.closed(ws, event.code, event.reason);
+  }
+
+  disconnect() {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000, "bye");
+    else this.onState({ state: "disconnected" });
+  }
+
+  setToken(token) {
+    this.token = token;
+    if (this.connected && token) this.send({ type: "auth", token });
+    else if (this.wanted && !this.ws) this.connect();
+  }
+
+  subscribe(names) {
+    if (this.connected) this.send({ type: "subscribe", channels: names, id: this.nextId++ });
+    else names.forEach((n) => this.channels.add(n));
+  }
+
+  unsubscribe(names) {
+    names.forEach((n) => {
+      this.channels.delete(n);
+      this.lastSeq.delete(n);
+    });
+    if (this.connected) this.send({ type: "unsubscribe", channels: names, id: this.nextId++ });
+  }
+
+  send(msg) {
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  receive(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (err) {
+      this.onMessage({ type: "error", code: "CLIENT", message: `undecodable frame: ${err}` });
+      return;
+    }
+    if (msg.type === "subscribed") this.channels.add(msg.channel);
+    if (msg.type === "unsubscribed") this.channels.delete(msg.channel);
+    if (msg.type === "error" && msg.channel) this.channels.delete(msg.channel); // refused: forget it
+    if (msg.type === "connected") this.onState({ state: "live", clientId: msg.clientId });
+    if (typeof msg.seq === "number" && typeof msg.channel === "string") {
+      if (!this.channels.has(msg.channel)) return; // arrived before our unsubscribe was acknowledged
+      const last = this.lastSeq.get(msg.channel);
+      if (last !== undefined && !msg.snapshot && msg.seq > last + 1) {
+        this.onGap({ channel: msg.channel, after: last, seq: msg.seq, missed: msg.seq - last - 1 });
+      }
+      this.lastSeq.set(msg.channel, msg.seq);
+    }
+    this.onMessage(msg);
+  }
+
+  closed(ws, code, reason) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    if (!this.wanted) {
+      this.onState({ state: "disconnected", code, reason });
+      return;
+    }
+    const policy = CLOSE_POLICY[code] || "retry";
+    if (policy === "fatal") {
+      this.wanted = false;
+      this.onState({ state: "closed", code, reason: reason || "policy violation" });
+      return;
+    }
+    if (policy === "token") {
+      this.onState({ state: "token", code, reason: reason || "token expired: enter a new one" });
+      return;
+    }
+    if (Date.now() - (this.openedAt || 0) > 5000) this.attempt = 0; // the last connection worked
+    this.attempt += 1;
+    const cap = Math.min(this.maxDelay, this.minDelay * 1.6 ** (this.attempt - 1));
+    let delay = this.attempt === 1 ? Math.random() * this.minDelay : cap * (0.5 + Math.random() / 2);
+    if (policy === "soon") delay = Math.random() * this.minDelay;
+    if (policy === "long") delay = Math.max(delay, this.longDelay * (1 + Math.random() / 2));
+    this.onState({ state: "reconnecting", code, reason, delay });
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}

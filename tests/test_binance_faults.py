@@ -1,0 +1,196 @@
+"""Faults injected into the fake Binance: every one ends with data flowing again, honestly reported."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
+from .helpers import Client
+
+
+TRADES = "trades:BTCUSDT"
+PRICE = "price:BTCUSDT"
+
+
+def trade_ids(rec: Recorder) -> list[int]:
+    return [m["data"]["id"] for m in rec.data(TRADES)]
+
+
+def assert_no_duplicates(rec: Recorder, *, gapless: bool) -> None:
+    """Seqs go up by exactly one per channel; trade ids never repeat (nor skip, when ``gapless``)."""
+    for channel in (TRADES, PRICE):
+        seqs = [m["seq"] for m in rec.data(channel)]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), channel
+    ids = trade_ids(rec)
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+    if gapless:
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def health(gw: Any) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
+        return resp.status, dict(await resp.json())
+
+
+async def flowing(rec: Recorder, more: int = 5) -> None:
+    """Wait for ``more`` new trades and prices."""
+    trades, prices = len(rec.data(TRADES)), len(rec.data(PRICE))
+    await wait_for(lambda: len(rec.data(TRADES)) >= trades + more and len(rec.data(PRICE)) >= prices + more)
+
+
+async def stale_then_live(rec: Recorder, gw: Any, reason_part: str) -> None:
+    await wait_for(lambda: all(rec.statuses(c)[:1] == ["stale"] for c in (TRADES, PRICE)))
+    stale = rec.of(TRADES, "status")[0]
+    assert reason_part in stale["reason"], stale
+    status, body = await health(gw)
+    if rec.statuses(TRADES) == ["stale"]:  # not yet recovered: /health says so
+        assert status == 503 and body["status"] == "degraded" and body["upstream"]["live"] is False
+    await wait_for(lambda: all(rec.statuses(c) == ["stale", "live"] for c in (TRADES, PRICE)), timeout=8)
+    await flowing(rec)
+    status, body = await health(gw)
+    assert status == 200 and body["upstream"]["source"] == "binance" and body["upstream"]["live"] is True
+
+
+async def run_fault(fake: FakeBinance, inject: Any, reason: str, **source: Any) -> tuple[Recorder, Any]:
+    async with binance_gateway(fake, **source) as (gw, _), Client.connect(gw.ws_url) as client:
+        await client.subscribe(TRADES, PRICE)
+        rec = Recorder(client)
+        try:
+            await flowing(rec)
+            await inject()
+            await stale_then_live(rec, gw, reason)
+        finally:
+            await rec.stop()
+        return rec, gw
+
+
+async def test_abrupt_drop() -> None:
+    async with _fake() as fake:
+        rec, _ = await run_fault(fake, _sync(fake.drop_all), "upstream")
+        assert_no_duplicates(rec, gapless=False)
+        assert len(fake.conns) >= 2
+
+
+async def test_silent_stall_is_caught_by_the_watchdog() -> None:
+    async with _fake() as fake:
+        rec, _ = await run_fault(fake, _sync(fake.stall_all), "stalled")
+        assert_no_duplicates(rec, gapless=False)
+        await wait_for(lambda: not any(c.stalled for c in fake.live_conns()))  # the stalled one was closed
+
+
+async def test_refused_connects_back_off_and_recover() -> None:
+    async with _fake() as fake:
+
+        async def inject() -> None:
+            fake.refuse = 3
+            fake.drop_all()
+
+        rec, _ = await run_fault(fake, inject, "upstream")
+        assert fake.refuse == 0 and fake.connect_attempts >= 5
+        assert_no_duplicates(rec, gapless=False)
+
+
+async def test_policy_close_1008_reconnects() -> None:
+    async with _fake() as fake:
+
+        async def inject() -> None:
+            await fake.close_all(1008, "Too many requests")
+
+        rec, _ = await run_fault(fake, inject, "1008")
+        assert_no_duplicates(rec, gapless=False)
+
+
+async def test_garbage_frames_are_skipped_without_an_outage() -> None:
+    async with _fake() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
+        await client.subscribe(TRADES, PRICE)
+        rec = Recorder(client)
+        await flowing(rec)
+        await fake.garbage(
+            "not json", b"\x00\xff", '{"stream":"btcusdt@trade","data":{"e":"trade"}}', "[1,2]"
+        )
+        await flowing(rec, 10)
+        await rec.stop()
+        assert rec.statuses(TRADES) == [] and rec.statuses(PRICE) == []
+        _, body = await health(gw)
+        assert body["upstream"]["garbageFrames"] == 4 and body["upstream"]["live"] is True
+        assert_no_duplicates(rec, gapless=True)
+
+
+async def test_server_shutdown_rotates_without_gap_or_duplicate() -> None:
+    async with _fake() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
+        await client.subscribe(TRADES, PRICE)
+        rec = Recorder(client)
+        await flowing(rec)
+        await fake.server_shutdown(close_after=0.6)
+        await wait_for(lambda: len(fake.conns) == 2)
+        await asyncio.sleep(0.8)
+        await flowing(rec, 10)
+        await rec.stop()
+        assert rec.statuses(TRADES) == [] and rec.statuses(PRICE) == []  # make-before-break
+        assert_no_duplicates(rec, gapless=True)
+        assert len(fake.live_conns()) == 1
+        _, body = await health(gw)
+        assert body["upstream"]["rotations"] == 1 and body["upstream"]["duplicatesDropped"] > 0
+
+
+async def test_rotation_before_the_connection_lifetime() -> None:
+    fake = await FakeBinance(lifetime=1.2).start()  # the venue's 24 h cut, shortened
+    try:
+        async with binance_gateway(fake, rotate_after=0.5) as (gw, _), Client.connect(gw.ws_url) as client:
+            await client.subscribe(TRADES, PRICE)
+            rec = Recorder(client)
+            await asyncio.sleep(2.5)
+            await rec.stop()
+            assert len(fake.conns) >= 4
+            assert not any(c.close_code == 1001 for c in fake.conns)  # never cut by the server
+            assert rec.statuses(TRADES) == [] and rec.statuses(PRICE) == []
+            assert_no_duplicates(rec, gapless=True)
+            assert len(trade_ids(rec)) >= 30
+    finally:
+        await fake.close()
+
+
+@pytest.mark.parametrize("form", ["nested", "flat"])
+async def test_refused_subscription_is_reported_stale(form: str) -> None:
+    fake = await FakeBinance(error_form=form).start()
+    try:
+        async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
+            await client.subscribe(TRADES)
+            rec = Recorder(client)
+            await wait_for(lambda: len(rec.data(TRADES)) >= 3)
+            fake.reject_next = (4, "Too many subscriptions")
+            await client.send({"type": "subscribe", "channels": ["trades:ETHUSDT"]})
+            await wait_for(lambda: rec.statuses("trades:ETHUSDT") == ["stale"])
+            assert "Too many subscriptions" in rec.of("trades:ETHUSDT", "status")[0]["reason"]
+            await flowing_trades(rec, 5)
+            assert rec.statuses(TRADES) == []
+            status, body = await health(gw)
+            assert status == 503 and body["upstream"]["refusedSubscriptions"] == 1
+            await rec.stop()
+    finally:
+        await fake.close()
+
+
+async def flowing_trades(rec: Recorder, more: int) -> None:
+    n = len(rec.data(TRADES))
+    await wait_for(lambda: len(rec.data(TRADES)) >= n + more)
+
+
+def _sync(fn: Any) -> Any:
+    async def call() -> None:
+        fn()
+
+    return call
+
+
+class _fake:
+    async def __aenter__(self) -> FakeBinance:
+        self.fake = await FakeBinance().start()
+        return self.fake
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.fake.close()
