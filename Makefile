@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e . --group dev || \
 	  $(BIN)/pip install -q -e . "pytest>=8.0" "pytest-asyncio>=0.24" "pytest-timeout>=2.3" \
-	    "hypothesis>=6.100" "playwright>=1.45" "redis>=5.0" "rich>=13" "mypy>=1.10" "ruff>=0.6"
+	    "hypothesis>=6.100" "picows>=2.0" "playwright>=1.45" "redis>=5.0" "rich>=13" "mypy>=1.10" "ruff>=0.6"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -46,7 +46,11 @@ unit: $(STAMP)
 
 test: $(STAMP) system-deps lint typecheck unit
 
+# The fan-out benchmark (bench/RESULTS.md): Python peers and tools from the bench group;
+# the Node peer's `ws` is installed from its lock file by the harness (npm ci).
 bench: $(STAMP)
+	$(BIN)/pip install -q --group bench || \
+	  $(BIN)/pip install -q "picows>=2.0" "websockets>=14.0" "matplotlib>=3.8" "py-spy>=0.3.14"
 	$(BIN)/python -m bench
 
 clean:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import socket
 import time
 from multiprocessing.connection import Connection
@@ -95,7 +96,7 @@ class _Worker:
                             lambda: Conn(sample, lat), url, socket_factory=factory, enable_auto_pong=True
                         )
                         break
-                    except (OSError, asyncio.TimeoutError, Exception):
+                    except Exception:  # refused, reset, handshake timeout: retry
                         await asyncio.sleep(0.2 * (attempt + 1))
                 else:
                     return None
@@ -103,7 +104,7 @@ class _Worker:
             msg = json.dumps({"type": "subscribe", "channels": channels}).encode()
             conn.transport.send(WSMsgType.TEXT, msg)
             deadline = time.monotonic() + 30
-            while conn.acks < len(channels) and time.monotonic() < deadline:
+            while conn.acks < len(channels) and time.monotonic() < deadline:  # noqa: ASYNC110 - polled by design
                 await asyncio.sleep(0.05)
             conn.sample = keep
             if k in stall_set:
@@ -144,6 +145,7 @@ async def _serve(pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     loop.add_reader(pipe.fileno(), lambda: queue.put_nowait(pipe.recv()))
+    os.set_blocking(pipe.fileno(), True)  # the loop made it non-blocking; big replies need blocking sends
     worker = _Worker()
     stalled: list[int] = []
     while True:
@@ -171,7 +173,7 @@ def _worker_main(pipe: Connection) -> None:
 
     import uvloop
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     uvloop.run(_serve(pipe))
 
@@ -200,7 +202,9 @@ class Workers:
             out.append(pipe.recv())
         return out
 
-    def connect(self, url: str, specs: list[list[str]], *, sample_every: int, stall: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    def connect(
+        self, url: str, specs: list[list[str]], *, sample_every: int, stall: frozenset[int] = frozenset()
+    ) -> int:
         n = len(self.pipes)
         parts: list[list[list[str]]] = [[] for _ in range(n)]
         stalls: list[list[int]] = [[] for _ in range(n)]
@@ -218,7 +222,14 @@ class Workers:
         self._all([{"op": "reset"}] * len(self.pipes))
 
     def collect(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {"frames": 0, "stalled_frames": 0, "lat": [], "last": [], "closed": [], "conns": 0}
+        merged: dict[str, Any] = {
+            "frames": 0,
+            "stalled_frames": 0,
+            "lat": [],
+            "last": [],
+            "closed": [],
+            "conns": 0,
+        }
         for part in self._all([{"op": "collect"}] * len(self.pipes)):
             for key, value in part.items():
                 merged[key] += value

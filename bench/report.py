@@ -33,7 +33,9 @@ def environment(scale: Any, note: str) -> dict[str, Any]:
             return "-"
 
     try:
-        node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        node = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except OSError:
         node = "-"
     ws_pkg = HERE / "peers" / "node" / "node_modules" / "ws" / "package.json"
@@ -45,9 +47,15 @@ def environment(scale: Any, note: str) -> dict[str, Any]:
         f"{platform.release()}",
         "python": sys.version.split()[0],
         "versions": {
-            "tickwire": v("tickwire"), "aiohttp": v("aiohttp"), "uvloop": v("uvloop"), "msgspec": v("msgspec"),
-            "websockets": v("websockets"), "picows": v("picows"), "node": node, "ws": ws_version,
-        },  # fmt: skip
+            "tickwire": v("tickwire"),
+            "aiohttp": v("aiohttp"),
+            "uvloop": v("uvloop"),
+            "msgspec": v("msgspec"),
+            "websockets": v("websockets"),
+            "picows": v("picows"),
+            "node": node,
+            "ws": ws_version,
+        },
         "quick": scale.quick,
         "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
         "note": note,
@@ -89,7 +97,9 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
     if "W1" in results:
         lines += _ramp_section("W1: one hot channel, rate ramp to saturation", results["W1"])
         r = results["W1"]
-        tw, one, ws, node = (r.get(k, {}).get("max_delivered") for k in ("tickwire", "tickwire-1f", "websockets", "node"))
+        tw, one, ws, node = (
+            r.get(k, {}).get("max_delivered") for k in ("tickwire", "tickwire-1f", "websockets", "node")
+        )
         if one and ws:
             targets.append(("W1 one frame per update >= 1x websockets", one >= ws, f"{one / ws:.2f}x"))
         if tw and ws:
@@ -112,7 +122,9 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
                   "|---|---:|---:|---:|"]  # fmt: skip
         for kind, r in results["W3"].items():
             for lv in r["levels"]:
-                lines.append(f"| {kind} | {lv['connections']:,} | {lv['rss'] / 2**20:.1f} | {lv['per_conn'] / 1024:.1f} |")
+                lines.append(
+                    f"| {kind} | {lv['connections']:,} | {lv['rss'] / 2**20:.1f} | {lv['per_conn'] / 1024:.1f} |"
+                )
         lines.append("")
         tw = results["W3"].get("tickwire")
         if tw:
@@ -137,7 +149,9 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
             targets.append(("W4 fast clients' p99 within 1.2x of the clean run", tw["p99_ratio"] <= 1.2,
                             f"{tw['p99_ratio']:.2f}x"))  # fmt: skip
             growth = tw["stalled"]["rss_growth_after_warmup"] / 2**20
-            targets.append(("W4 gateway RSS flat after warm-up (< 5 MiB growth)", growth < 5, f"{growth:+.1f} MiB"))
+            targets.append(
+                ("W4 gateway RSS flat after warm-up (< 5 MiB growth)", growth < 5, f"{growth:+.1f} MiB")
+            )
     if "W5" in results:
         lines += ["## W5: burst of 1,000 updates in 10 ms (latest-value channel)", "",
                   "| server | clients | delivered | offered | drained (max) ms | p99 ms | p50 ms | CPU ms |",
@@ -150,7 +164,9 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
         lines.append("")
         tw = results["W5"].get("tickwire")
         if tw and tw["drain_max_ms"] is not None:
-            targets.append(("W5 drained within 50 ms", tw["drain_max_ms"] <= 50, f"{tw['drain_max_ms']:.1f} ms"))
+            targets.append(
+                ("W5 drained within 50 ms", tw["drain_max_ms"] <= 50, f"{tw['drain_max_ms']:.1f} ms")
+            )
     lines += ["## Targets (issue 6)", "", "| target | result | measured |", "|---|---|---:|"]
     lines += [f"| {name} | {_check(ok)} | {value} |" for name, ok, value in targets]
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in _plots(out, results)), ""]
@@ -202,7 +218,9 @@ def _plots(out: Path, results: dict[str, Any]) -> list[str]:
             a.plot(xs, [s["delivered_rate"] for s in r["steps"]], marker="o", label=kind)
             b.plot(xs, [s["p99"] or 0 for s in r["steps"]], marker="o", label=kind)
         a.set(xlabel="offered deliveries/s", ylabel="delivered/s", title=f"{name} throughput")
-        b.set(xlabel="offered deliveries/s", ylabel="p99 latency ms", title=f"{name} p99 latency", yscale="log")
+        b.set(
+            xlabel="offered deliveries/s", ylabel="p99 latency ms", title=f"{name} p99 latency", yscale="log"
+        )
         a.legend()
         b.legend()
         fig.tight_layout()

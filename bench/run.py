@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,8 @@ def measure(
     server.cmd(cmd="feed", rate=0, channels=channels, kind=kind)
     elapsed = t1 - t0
     delivered = res["frames"]
-    offered = (pub1 - pub0) * subs_per_msg
+    # offered at the nominal rate: a feed that cannot keep its rate (tickwire-1f) is saturated
+    offered = rate * elapsed * subs_per_msg
     lat = [v / 1000 for v in res["lat"]]
     return Step(
         offered_rate=offered / elapsed,
@@ -177,18 +179,24 @@ def measure(
 
 def ramp(
     server: Server, workers: Workers, scale: Scale, rates: tuple[int, ...], *, channels: int,
-    subs_per_msg: float, spread: bool = False,
+    subs_per_msg: float, reconnect: Callable[[], object], spread: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Steps up the rate until the server falls behind; then one step at half of saturation."""
     steps: list[Step] = []
     for rate in rates:
-        step = measure(server, workers, scale, rate=rate, channels=channels, subs_per_msg=subs_per_msg, spread=spread)
+        step = measure(
+            server, workers, scale, rate=rate, channels=channels, subs_per_msg=subs_per_msg, spread=spread
+        )
         steps.append(step)
         log(f"    {server.kind:10s} rate {rate:6d} msg/s  {fmt_step(step)}")
         drain(workers)
         if step.ratio < 0.9 or (step.p99 or 0) > 1000:
             break
     best = max(steps, key=lambda s: s.delivered_rate)
+    # past saturation tickwire closes clients whose every-message queue overflowed (4008)
+    # and the peers hold seconds of backlog: the half-saturation step gets fresh connections
+    workers.close()
+    reconnect()
     half_rate = 0.5 * best.delivered_rate / subs_per_msg
     half = measure(
         server, workers, scale, rate=half_rate, channels=channels, subs_per_msg=subs_per_msg, spread=spread
@@ -228,8 +236,12 @@ def w1(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     spread = kind.endswith("-1f")
     server = Server(kind.removesuffix("-1f"))
     try:
-        n = workers.connect(server.url, [["trades:S000USDT"]] * scale.w1_clients, sample_every=10)
-        out = ramp(server, workers, scale, scale.w1_rates, channels=1, subs_per_msg=n, spread=spread)
+        specs = [["trades:S000USDT"]] * scale.w1_clients
+        n = workers.connect(server.url, specs, sample_every=10)
+        out = ramp(
+            server, workers, scale, scale.w1_rates, channels=1, subs_per_msg=n, spread=spread,
+            reconnect=lambda: workers.connect(server.url, specs, sample_every=10),
+        )  # fmt: skip
         out["clients"] = n
         return out
     finally:
@@ -260,7 +272,10 @@ def w2(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
         t0 = time.monotonic()
         n = workers.connect(server.url, specs, sample_every=20)
         log(f"    {kind:10s} {n} clients connected in {time.monotonic() - t0:.1f} s")
-        out = ramp(server, workers, scale, scale.w2_rates, channels=scale.w2_channels, subs_per_msg=subs_per_msg)
+        out = ramp(
+            server, workers, scale, scale.w2_rates, channels=scale.w2_channels, subs_per_msg=subs_per_msg,
+            reconnect=lambda: workers.connect(server.url, specs, sample_every=20),
+        )  # fmt: skip
         out["clients"] = n
         return out
     finally:
@@ -281,7 +296,9 @@ def w3(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
             rss = server.rss()
             per = (rss - server.base_rss) / have
             levels.append({"connections": have, "rss": rss, "per_conn": per})
-            log(f"    {kind:10s} {have:6d} idle connections  RSS {rss / 2**20:7.1f} MiB  {per / 1024:6.1f} KiB/conn")
+            log(
+                f"    {kind:10s} {have:6d} idle connections  RSS {rss / 2**20:7.1f} MiB  {per / 1024:6.1f} KiB/conn"
+            )
         return {"levels": levels, "base_rss": server.base_rss}
     finally:
         workers.close()
@@ -388,7 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", str(HERE)), help="where RESULTS.md goes")
     parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
     args = parser.parse_args(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # asyncio treats any non-empty PYTHONASYNCIODEBUG (the Makefile exports "0") as debug mode,
+    # which slows every loop several-fold: the processes measured here run without it
+    os.environ.pop("PYTHONASYNCIODEBUG", None)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # node inherits it
     scale = Scale.make(args.quick)
     servers = [s for s in args.servers.split(",") if s]
@@ -408,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "W1" and "tickwire" in servers:
                 kinds.insert(1, "tickwire-1f")
             results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "results.partial.json").write_text(json.dumps(results))
     finally:
         workers.exit()
     env["duration_s"] = round(time.monotonic() - started, 1)

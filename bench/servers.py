@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import resource
 import sys
 from collections.abc import Awaitable, Callable
@@ -77,7 +78,8 @@ async def control(feed: Feed, port: int, extra: Callable[[], dict[str, Any]], ki
                 case "stats":
                     reply.update(published=feed.published, **extra())
                 case "quit":
-                    break
+                    print(json.dumps(reply), flush=True)
+                    os._exit(0)  # no graceful shutdown needed: the harness measured already
             print(json.dumps(reply), flush=True)
     finally:
         feeder.cancel()
@@ -100,7 +102,9 @@ async def serve_tickwire() -> None:
     def make_event(index: int, us: int) -> Trade | Ticker:
         sym = symbol(index)
         if kind[0] == "trade":
-            return Trade(symbol=sym, id=us, price=_PRICE, quantity=_QTY, buyer_taker=True, event_time=us // 1000)
+            return Trade(
+                symbol=sym, id=us, price=_PRICE, quantity=_QTY, buyer_taker=True, event_time=us // 1000
+            )
         return Ticker(
             symbol=sym, price=_PRICE, open=_PRICE, high=_PRICE, low=_PRICE, change=_QTY, change_percent=_QTY,
             volume=_QTY, quote_volume=_QTY, trades=1, bid=_PRICE, bid_qty=_QTY, ask=_PRICE, ask_qty=_QTY,
@@ -136,6 +140,7 @@ async def serve_tickwire() -> None:
 
 async def serve_websockets() -> None:
     from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.exceptions import ConnectionClosed
 
     subs: dict[str, set[ServerConnection]] = {}
     seqs: dict[int, int] = {}
@@ -151,6 +156,8 @@ async def serve_websockets() -> None:
                         subs.setdefault(channel, set()).add(ws)
                         mine.append(channel)
                         await ws.send(json.dumps({"type": "subscribed", "channel": channel}))
+        except ConnectionClosed:
+            pass
         finally:
             for channel in mine:
                 subs[channel].discard(ws)

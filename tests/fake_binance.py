@@ -517,6 +517,7 @@ class Recorder:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.messages: list[dict[str, Any]] = []
+        self.raw: list[str] = []
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -524,6 +525,7 @@ class Recorder:
             msg = await self.client.ws.receive()
             if msg.type.name != "TEXT":
                 return
+            self.raw.append(msg.data)
             self.messages.append(json.loads(msg.data))
 
     async def stop(self) -> None:

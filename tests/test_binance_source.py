@@ -274,3 +274,22 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
                 assert (await resp.json())["upstream"]["restLimited"] == 1
     finally:
         await fake.close()
+
+
+def test_settings_pick_the_urls_and_rotation() -> None:
+    from tickwire.config import Settings, replace
+    from tickwire.server import make_source
+    from tickwire.sources.binance import BinanceSource
+
+    settings = replace(
+        Settings(), source="binance", binance_ws_url="ws://127.0.0.1:9", binance_rest_url="http://127.0.0.1:9",
+        binance_rotate_after=60.0,
+    )  # fmt: skip
+    source = make_source(settings)
+    assert isinstance(source, BinanceSource)
+    assert (source.ws_url, source.rest_url, source.rotate_after) == (
+        "ws://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        60.0,
+    )
+    assert source.health()["live"] is True and source.streams() == [] and source.known_symbols() is None

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tickwire.config import OPTIONS
+from tickwire.config import OPTIONS, Settings
 from tickwire.server import Gateway
 
 from .helpers import Client, running_gateway
@@ -207,7 +207,5 @@ def test_nginx_config_upgrades_websockets_without_buffering() -> None:
         assert directive in conf
     assert "proxy_buffering off" in ws
     timeout = int(re.search(r"proxy_read_timeout (\d+)s", ws).group(1))  # type: ignore[union-attr]
-    from tickwire.config import Settings
-
     assert timeout > 2 * Settings().ping_interval  # an idle client survives between pings
     assert "$request " not in conf and "$request_uri" not in conf  # no ?token= in nginx's log

@@ -184,7 +184,8 @@ async def test_upstream_metrics_read_source_health() -> None:
     source = _CountingSource(seed=1)
     async with running_gateway(source=source) as gw:
         samples = await scrape(gw)
-        source.counters = {**source.counters, "reconnects": 6, "connections": True}  # a bool is not a count
+        source.counters = {"reconnects": 6, "connections": True, "staleStreams": ["a@trade", "b@trade"]}
+        source.counters["restLimited"] = 4  # the Binance source's first spelling
         later = await scrape(gw)
     assert value(samples, "tickwire_upstream_up", source="simulated") == 1
     assert value(samples, "tickwire_upstream_connections", source="simulated") == 2
@@ -193,7 +194,10 @@ async def test_upstream_metrics_read_source_health() -> None:
     assert value(samples, "tickwire_upstream_rest_requests_total", source="simulated") == 7
     assert value(samples, "tickwire_upstream_rest_rate_limited_total", source="simulated") == 3
     assert value(later, "tickwire_upstream_reconnects_total", source="simulated") == 6
-    assert value(later, "tickwire_upstream_connections", source="simulated") == 0
+    assert value(later, "tickwire_upstream_connections", source="simulated") == 0  # a bool is not a count
+    assert value(later, "tickwire_upstream_stale_streams", source="simulated") == 2
+    assert value(later, "tickwire_upstream_rest_rate_limited_total", source="simulated") == 4
+    assert value(later, "tickwire_upstream_rest_requests_total", source="simulated") == 0  # missing: 0
 
 
 async def test_bus_state_follows_bus_health(gateway: Gateway) -> None:

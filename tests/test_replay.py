@@ -30,8 +30,8 @@ CHANNELS = [
 ]  # fmt: skip
 
 
-async def play(records: list[Capture], channels: list[str], speed: float) -> tuple[list[dict[str, Any]], Any]:
-    """Play ``records`` to one client subscribed to ``channels``; return its data messages."""
+async def play(records: list[Capture], channels: list[str], speed: float) -> tuple[list[str], Any]:
+    """Play ``records`` to one client subscribed to ``channels``; return its data frames, verbatim."""
     source = ReplaySource(records, speed=speed, start_delay=0.3)
     async with running_gateway(source=source, linger=0.2) as gw, Client.connect(gw.ws_url) as client:
         answers = await client.subscribe(*channels)
@@ -42,22 +42,25 @@ async def play(records: list[Capture], channels: list[str], speed: float) -> tup
         await rec.stop()
         async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
             health = await resp.json()
-    return [m for m in rec.messages if "seq" in m], health
+    return [raw for raw, m in zip(rec.raw, rec.messages, strict=True) if "seq" in m], health
 
 
 async def test_recorded_session_gives_the_expected_client_output() -> None:
     """Regression: real trade and kline frames (plus the documented ticker/depth examples) in,
     PROTOCOL.md messages out, compared with a file generated once. Regenerate with
     TICKWIRE_REGENERATE=1 only when a change of output is intended."""
-    got, health = await play(read_capture(SESSION), CHANNELS, speed=25)
+    frames, health = await play(read_capture(SESSION), CHANNELS, speed=25)
     assert health["upstream"]["source"] == "replay" and health["status"] == "ok"
     assert health["upstream"]["badFrames"] == 0
     if os.environ.get("TICKWIRE_REGENERATE") == "1":  # pragma: no cover - a maintainer's tool
-        EXPECTED.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in got))
-    expected = {(m["channel"], m["seq"]): m for m in map(json.loads, EXPECTED.read_text().splitlines())}
+        EXPECTED.write_text("".join(f + "\n" for f in frames))
+    expected = {
+        (m["channel"], m["seq"]): raw for raw in EXPECTED.read_text().splitlines() if (m := json.loads(raw))
+    }
     assert {c for c, _ in expected} == set(CHANNELS)
-    for msg in got:  # latest-value channels may skip values for a slow client, never change them
-        assert msg == expected[(msg["channel"], msg["seq"])]
+    got = [json.loads(f) for f in frames]
+    for msg, raw in zip(got, frames, strict=True):  # a slow client may skip latest values, never alter one
+        assert raw == expected[(msg["channel"], msg["seq"])]  # byte for byte: digits as the venue sent them
     last = {}
     for channel, seq in expected:
         last[channel] = max(seq, last.get(channel, 0))
@@ -65,9 +68,7 @@ async def test_recorded_session_gives_the_expected_client_output() -> None:
         assert any(m["channel"] == channel and m["seq"] == seq for m in got), channel
     trades = [m for m in got if m["channel"] == "trades:BTCUSDT"]
     assert len(trades) == 60 == len([k for k in expected if k[0] == "trades:BTCUSDT"])  # every trade
-    first = trades[0]["data"]
-    assert first == {"id": 3735683259, "price": 61812.01, "quantity": 0.00135, "side": "buy",
-                     "timestamp": first["timestamp"]} or first["id"] == 3735683259  # fmt: skip
+    assert trades[0]["data"]["id"] == 3735683259 and [m["seq"] for m in trades] == list(range(1, 61))
 
 
 async def test_replay_validates_against_the_capture() -> None:
@@ -92,12 +93,13 @@ async def test_record_then_replay(tmp_path: Path) -> None:
     records = read_capture(out)
     assert len(records) == lines > 20
     assert any(r.rest == "ethusdt@ticker" for r in records)  # the REST snapshot is part of the capture
-    frames = [json.loads(r.ws) for r in records if r.ws is not None]
-    recorded_ids = [f["data"]["t"] for f in frames if f["stream"] == "btcusdt@trade"]
+    upstream = [json.loads(r.ws) for r in records if r.ws is not None]
+    recorded_ids = [f["data"]["t"] for f in upstream if f["stream"] == "btcusdt@trade"]
     assert recorded_ids == [p["t"] for p in fake.sent["btcusdt@trade"]][: len(recorded_ids)]
-    got, health = await play(records, ["trades:BTCUSDT", "depth:BTCUSDT", "ticker:ETHUSDT"], speed=5)
+    frames, health = await play(records, ["trades:BTCUSDT", "depth:BTCUSDT", "ticker:ETHUSDT"], speed=5)
+    got = [json.loads(f) for f in frames]
     assert [m["data"]["id"] for m in got if m["channel"] == "trades:BTCUSDT"] == recorded_ids
-    books = {f["data"]["lastUpdateId"] for f in frames if f["stream"] == "btcusdt@depth10@100ms"}
+    books = {f["data"]["lastUpdateId"] for f in upstream if f["stream"] == "btcusdt@depth10@100ms"}
     assert {m["data"]["lastUpdateId"] for m in got if m["channel"] == "depth:BTCUSDT"} <= books | {1027024}
     assert health["upstream"]["position"] == len(records)
 
@@ -111,12 +113,11 @@ async def test_record_command_line(tmp_path: Path) -> None:
             fake.rest_url, "--channels", "trades:BTCUSDT", "--out", str(out), "--duration", "0.8",
         ]  # fmt: skip
         assert await asyncio.to_thread(main, argv) == 0
-        assert await asyncio.to_thread(main, [*argv[:-4], "--out", str(out)]) == 0 or True
     finally:
         await fake.close()
     assert any(r.ws and "btcusdt@trade" in r.ws for r in read_capture(out))
-    assert main(["record", "--source", "simulated", "--channels", "trades:BTCUSDT", "--out", str(out)]) == 2
-    assert main(["record", "--source", "binance", "--channels", "orders:u1", "--out", str(out)]) == 2
+    for bad in (["--source", "simulated", "--channels", "trades:BTCUSDT"], ["--channels", "orders:u1"]):
+        assert main(["record", "--source", "binance", *bad, "--out", str(out)]) == 2
 
 
 async def test_serve_settings_make_a_looping_replay() -> None:

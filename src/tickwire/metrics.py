@@ -16,9 +16,11 @@ What is read from other components, at scrape time:
   - ``"connections"``: upstream connections open now;
   - ``"reconnects"``: reconnects since start (monotonic; not counting
     planned rotations);
-  - ``"staleStreams"``: upstream streams the watchdog considers stalled now;
+  - ``"staleStreams"``: upstream streams the watchdog considers stalled now
+    (a count, or the list of their names);
   - ``"restCalls"``: REST requests sent since start;
-  - ``"restRateLimited"``: REST answers 429 or 418 since start.
+  - ``"restRateLimited"`` (or ``"restLimited"``): REST answers 429 or 418
+    since start.
 
 * ``bus.health()`` (:data:`BUS_HEALTH_KEYS`): ``"connected"`` (bool) and the
   optional ``"reconnects"`` (int, since start); the label is ``bus.name``.
@@ -86,8 +88,14 @@ class _BusView(Protocol):
     def health(self) -> dict[str, object]: ...
 
 
+_ALIASES = {"restRateLimited": "restLimited"}  # the spelling the Binance source used first
+
+
 def _number(values: Mapping[str, object], key: str) -> float:
-    value = values.get(key, 0)
+    """``values[key]`` as a number: a count, or the length of a list of names; else 0."""
+    value = values.get(key, values.get(_ALIASES.get(key, ""), 0))
+    if isinstance(value, list | tuple | set | frozenset):
+        return float(len(value))
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
     return float(value)

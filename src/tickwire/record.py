@@ -138,6 +138,7 @@ def run_record(settings: Settings, args: argparse.Namespace) -> int:
     """``tickwire record``: the exit code."""
     if settings.source != "binance":
         raise ConfigError("record needs --source binance")
+    _channels(args.channels)  # bad names fail before anything connects
 
     async def main() -> int:
         stop = asyncio.Event()

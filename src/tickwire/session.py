@@ -158,7 +158,7 @@ class Session:
         self.close_reason: str | None = None
         self._pending: dict[str | tuple[str, int], bytes] = {}
         self._finals = 0
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the writer sleeps
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
 
@@ -171,7 +171,8 @@ class Session:
         if channel in pending:
             self._stats.count_conflated()
         pending[channel] = frame
-        self._wakeup.set()
+        if self._waiter is not None:
+            self._wake()
 
     def push_final(self, channel: str, frame: bytes) -> None:
         if self.closed:
@@ -189,7 +190,15 @@ class Session:
             return
         pending[(channel, next(_keys))] = frame
         self._finals += 1
-        self._wakeup.set()
+        if self._waiter is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        # a bare future instead of an asyncio.Event: one attribute test per push, and the
+        # writer is woken once per loop iteration however many frames arrive (profiled)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send(self, payload: bytes) -> None:
         """Queue a direct reply (ack, error, pong): never conflated."""
@@ -211,10 +220,11 @@ class Session:
     async def _write_loop(self) -> None:
         transport = self._transport
         high_water = self._limits.high_water
+        loop = asyncio.get_running_loop()
         while not self.closed:
-            await self._wakeup.wait()
-            self._wakeup.clear()
             if not self._pending:
+                self._waiter = loop.create_future()
+                await self._waiter
                 continue
             data = b"".join(self._pending.values())
             self._pending.clear()
@@ -234,7 +244,7 @@ class Session:
         if self._pending:
             self._stats.count_dropped(len(self._pending))
         self._pending.clear()
-        self._wakeup.set()
+        self._wake()
         self._transport.close(code, reason)
 
     async def cleanup(self) -> None:

@@ -505,6 +505,12 @@ class BinanceSource:
                 else:
                     self._drop(conn)
 
+    def known_symbols(self) -> list[str] | None:
+        """Symbols trading now per the cached exchangeInfo (None before it loaded)."""
+        if self._symbols is None:
+            return None
+        return sorted(s for s, status in self._symbols.items() if status == "TRADING")
+
     def streams(self) -> list[str]:
         active: set[str] = set()
         for conn in self._conns.values():
@@ -667,7 +673,7 @@ class BinanceSource:
         return conn
 
     def _start(self, conn: _Connection) -> None:
-        if conn.task is None:
+        if conn.task is None and not conn.stopped:
             conn.task = asyncio.get_running_loop().create_task(conn.run(), name=f"binance-conn-{conn.cid}")
             conn.task.add_done_callback(lambda task: self._ended(conn, task))
 
@@ -676,8 +682,13 @@ class BinanceSource:
             del self._conns[conn.cid]
         if task.cancelled() or task.exception() is None:
             return
-        logger.error("conn %s failed", conn.cid, exc_info=task.exception())
+        logger.error(
+            "conn %s failed; restarting it in %.0f s", conn.cid, self.backoff_max, exc_info=task.exception()
+        )
         self.lost(conn, "upstream connector error")
+        conn.task = None
+        if self._running and not conn.stopped:
+            asyncio.get_running_loop().call_later(self.backoff_max, self._start, conn)
 
     def _drop(self, conn: _Connection) -> None:
         self._conns.pop(conn.cid, None)
