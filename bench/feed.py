@@ -3,7 +3,7 @@
 Every server under test runs the same schedule in its own process (the Node
 peer has a line-for-line port in ``peers/node/server.js``): message ``i``
 goes to channel ``i % channels`` and carries the wall-clock time at which it
-was emitted, in microseconds (in a trade's ``id``; ``timestamp`` carries it
+was due, in microseconds (in a trade's ``id``; ``timestamp`` carries it
 in ms as the protocol says). The feed ticks every millisecond and emits what
 is due, so the offered rate stays fixed when the server falls behind.
 """
@@ -35,6 +35,7 @@ class Feed:
         self.spread = False  # one message per loop iteration (no coalescing possible)
         self.published = 0
         self._t0 = time.perf_counter()
+        self._wall0 = time.time_ns() // 1000
         self._done = 0
 
     def set(self, *, rate: float, channels: int, spread: bool = False) -> None:
@@ -42,6 +43,7 @@ class Feed:
         self.channels = max(1, channels)
         self.spread = spread
         self._t0 = time.perf_counter()
+        self._wall0 = time.time_ns() // 1000
         self._done = 0
 
     async def run(self) -> None:
@@ -51,15 +53,18 @@ class Feed:
                 continue
             due = int((time.perf_counter() - self._t0) * self.rate) - self._done
             if due > 0:
-                await self._send(due)
+                await self._send(due, scheduled=True)
 
-    async def _send(self, n: int) -> None:
-        emit, channels = self._emit, self.channels
+    async def _send(self, n: int, *, scheduled: bool = False) -> None:
+        # event time = when the message was due, so a server (or its feed) that falls behind
+        # shows the lag as latency instead of hiding it in a late stamp
+        emit, channels, step = self._emit, self.channels, 1e6 / self.rate if self.rate > 0 else 0.0
         for _ in range(n):
             i = self.published
             self.published += 1
+            us = self._wall0 + int((self._done + 1) * step) if scheduled else time.time_ns() // 1000
             self._done += 1
-            emit(i % channels, time.time_ns() // 1000)
+            emit(i % channels, us)
             if self.spread:
                 await asyncio.sleep(0)
 

@@ -15,7 +15,9 @@ let channels = 1;
 let published = 0;
 let done = 0;
 let t0 = performance.now();
+let wall0 = nowUs0();
 
+function nowUs0() { return Math.floor((performance.timeOrigin + performance.now()) * 1000); }
 const nowUs = () => Math.floor((performance.timeOrigin + performance.now()) * 1000);
 const symbol = (i) => 'S' + String(i).padStart(3, '0') + 'USDT';
 
@@ -41,18 +43,21 @@ function emit(index, us) {
   }
 }
 
-function send(n) {
+// event time = when the message was due (scheduled), or now for a burst
+function send(n, scheduled) {
+  const step = rate > 0 ? 1e6 / rate : 0;
   for (let k = 0; k < n; k++) {
     const i = published++;
+    const us = scheduled ? wall0 + Math.floor((done + 1) * step) : nowUs(); // message d is due at (d+1)/rate
     done++;
-    emit(i % channels, nowUs());
+    emit(i % channels, us);
   }
 }
 
 function tick() {
   if (rate > 0) {
     const due = Math.floor(((performance.now() - t0) / 1000) * rate) - done;
-    if (due > 0) send(due);
+    if (due > 0) send(due, true);
   }
   setTimeout(tick, 1);
 }
@@ -63,7 +68,7 @@ async function burst(n, ms) {
   let left = n;
   while (left > 0) {
     const k = Math.min(perTick, left);
-    send(k);
+    send(k, false);
     left -= k;
     if (left) await new Promise((r) => setTimeout(r, 1));
   }
@@ -100,7 +105,7 @@ rl.on('line', async (line) => {
   const reply = { ok: true };
   if (cmd.cmd === 'feed') {
     kind = cmd.kind || 'trade';
-    rate = cmd.rate; channels = Math.max(1, cmd.channels); t0 = performance.now(); done = 0;
+    rate = cmd.rate; channels = Math.max(1, cmd.channels); t0 = performance.now(); wall0 = nowUs(); done = 0;
   } else if (cmd.cmd === 'burst') {
     kind = cmd.kind || 'price';
     rate = 0; channels = Math.max(1, cmd.channels || 1);

@@ -51,146 +51,36 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from ..backoff import backoff
 from ..leader import LeaderLock
 from ..publications import ChannelStatus, Publication
+from ._redis_wire import (
+    PUBLISH,
+    PUBLISH_NEXT,
+    SENTINEL,
+    SEQ_AT_LEAST,
+    SEQ_TTL_MS,
+    Keys,
+    as_bytes,
+    decode_message,
+    encode_publication,
+    encode_status,
+    split_template,
+)
 from .base import BusListener, BusUnavailable, DemandListener
 
 
-__all__ = ["RedisBus", "backoff", "decode_message", "encode_publication", "encode_status", "node_id"]
+__all__ = ["RedisBus", "decode_message", "encode_publication", "encode_status", "node_id"]
 
 logger = logging.getLogger("tickwire.bus.redis")
 
-_SEQ_TTL_MS = 30 * 24 * 3600 * 1000  # a channel's seq outlives any quiet period
-_SENTINEL = 987_654_321_987_654_321  # the seq placeholder of publish-API templates
 _DOWN = "bus disconnected"
-_NEVER = 10.0**9  # seconds: "no timer due"
-
-# KEYS: seq, last. ARGV: pub/sub channel, seq, message, seq ttl ms.
-# Returns 0 when published, else the stored seq (the caller is behind).
-_PUBLISH = """
-local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[2]) <= stored then return stored end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[1], ARGV[3])
-return 0
-"""
-
-# KEYS: seq, last. ARGV: pub/sub channel, channel, event time, frame head, frame tail, seq ttl ms.
-# The frame is head .. seq .. tail; the message layout is encode_publication's.
-_PUBLISH_NEXT = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local msg = 'P' .. seq .. '\\n1\\n' .. ARGV[3] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[4] .. seq .. ARGV[5]
-redis.call('SET', KEYS[2], msg)
-redis.call('PUBLISH', ARGV[1], msg)
-return seq
-"""
-
-# KEYS: seq. ARGV: seq, ttl ms. Raise the stored seq to at least ARGV[1].
-_SEQ_AT_LEAST = """
-local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > stored then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return 0
-"""
-
-
-# -- the messages on the wire (pure) --------------------------------------------
-#
-# One line-oriented layout that a Lua script can build by concatenation:
-#   P<seq>\n<final 0|1>\n<event time ms>\n<channel>\n<payload>
-#   S<live 0|1>\n<time ms>\n<channel>\n<reason>
-# A channel name never contains a newline (channels.py); payload and reason
-# come last, so they may.
-
-
-def encode_publication(pub: Publication) -> bytes:
-    head = b"P%d\n%d\n%d\n%s\n" % (pub.seq, pub.final, pub.event_time, pub.channel.encode())
-    return head + pub.payload
-
-
-def encode_status(status: ChannelStatus) -> bytes:
-    reason = (status.reason or "").encode()
-    return b"S%d\n%d\n%s\n%s" % (status.live, status.time, status.channel.encode(), reason)
-
-
-def decode_message(data: bytes) -> Publication | ChannelStatus:
-    """The inverse of :func:`encode_publication` and :func:`encode_status`.
-
-    Raises:
-        ValueError: not a message of this bus.
-    """
-    kind, body = data[:1], data[1:]
-    if kind == b"P":
-        seq, final, event_time, channel, payload = body.split(b"\n", 4)
-        return Publication(channel.decode(), int(seq), payload, final == b"1", int(event_time))
-    if kind == b"S":
-        live, at, channel, reason = body.split(b"\n", 3)
-        return ChannelStatus(channel.decode(), live == b"1", reason.decode() or None, int(at))
-    raise ValueError(f"not a bus message: {data[:20]!r}")
-
-
-def _split_template(frame: bytes) -> tuple[bytes, bytes]:
-    marker = b'"seq":%d' % _SENTINEL
-    at = frame.find(marker)
-    if at < 0:
-        raise ValueError("encode(seq) must put the seq in a top-level 'seq' field")
-    return frame[: at + len(b'"seq":')], frame[at + len(marker) :]
-
-
-def backoff(
-    rng: random.Random, *, first: float = 0.2, factor: float = 2.0, cap: float = 5.0
-) -> Iterator[float]:
-    """Reconnect delays in seconds: a jittered first delay, then growing to ``cap``."""
-    delay = first * rng.uniform(0.5, 1.5)
-    while True:
-        yield delay
-        delay = min(cap, delay * factor) * rng.uniform(0.8, 1.2)
 
 
 def node_id() -> str:
     """This process's id in leases and the lock: host, pid and a random suffix, no colons."""
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
     return f"{host}-{os.getpid()}-{random.randbytes(3).hex()}"
-
-
-class _Keys:
-    def __init__(self, prefix: str, upstream: str) -> None:
-        self.prefix = prefix
-        self.demand = f"{prefix}:demand"
-        self.lock = f"{prefix}:lock:{upstream}"
-        self.ingest = f"{prefix}:ingest:{upstream}"
-        self.symbols = f"{prefix}:symbols:{upstream}"
-        self.lease_prefix = f"{prefix}:lease:"
-        self._pub_prefix = f"{prefix}:pub:"
-
-    def pub(self, channel: str) -> str:
-        return self._pub_prefix + channel
-
-    def channel_of(self, pubsub_channel: str) -> str | None:
-        return (
-            pubsub_channel[len(self._pub_prefix) :] if pubsub_channel.startswith(self._pub_prefix) else None
-        )
-
-    def seq(self, channel: str) -> str:
-        return f"{self.prefix}:{{{channel}}}:seq"
-
-    def last(self, channel: str) -> str:
-        return f"{self.prefix}:{{{channel}}}:last"
-
-    def status(self, channel: str) -> str:
-        return f"{self.prefix}:{{{channel}}}:status"
-
-    def lease(self, node: str, channel: str) -> str:
-        return f"{self.lease_prefix}{node}:{channel}"
-
-    def parse_lease(self, key: str) -> tuple[str, str]:
-        node, _, channel = key[len(self.lease_prefix) :].partition(":")
-        return node, channel
-
-
-def _raw(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
 
 
 def _wall_ms() -> int:
@@ -236,7 +126,7 @@ class RedisBus:
         self.upstream = upstream
         self.node = node or node_id()
         self.can_lead = can_lead
-        self._keys = _Keys(prefix, upstream)
+        self._keys = Keys(prefix, upstream)
         self._lease_ttl = lease_ttl
         self._reconcile_interval = reconcile_interval
         self._subscribe_timeout = subscribe_timeout
@@ -249,9 +139,9 @@ class RedisBus:
             retry=Retry(NoBackoff(), 0),  # our loops retry, with backoff; redis-py must not hide outages
             health_check_interval=5,
         )
-        self._publish_script = self._redis.register_script(_PUBLISH)
-        self._publish_next_script = self._redis.register_script(_PUBLISH_NEXT)
-        self._seq_at_least = self._redis.register_script(_SEQ_AT_LEAST)
+        self._publish_script = self._redis.register_script(PUBLISH)
+        self._publish_next_script = self._redis.register_script(PUBLISH_NEXT)
+        self._seq_at_least = self._redis.register_script(SEQ_AT_LEAST)
         self._lock = LeaderLock(self._redis, self._keys.lock, self.node, ttl=lock_ttl)
         self._hub: BusListener | None = None
         self._ingest: DemandListener | None = None
@@ -359,22 +249,26 @@ class RedisBus:
             )
         except (RedisError, OSError):
             return None, self._down_status(channel)
-        last = decode_message(_raw(raw_last)) if raw_last is not None else None
-        status = decode_message(_raw(raw_status)) if raw_status is not None else None
+        last = decode_message(as_bytes(raw_last)) if raw_last is not None else None
+        status = decode_message(as_bytes(raw_status)) if raw_status is not None else None
         return (
             last if isinstance(last, Publication) else None,
             status if isinstance(status, ChannelStatus) else None,
         )
 
+    def _new_backoff(self) -> Iterator[float]:
+        """Reconnect delays: jittered, from 0.2 s doubling to a cap of 5 s."""
+        return backoff(initial=0.2, max_delay=5.0, rng=self._rng)
+
     async def _read_loop(self) -> None:
         """Hold the pub/sub connection; reconnect with backoff when it breaks."""
-        delays = backoff(self._rng)
+        delays = self._new_backoff()
         control = self._keys.demand if self._ingest is not None and self.can_lead else None
         while True:
             pubsub = self._redis.pubsub()
             try:
                 # the node's own control channel keeps the connection subscribed to something
-                await pubsub.subscribe(control or f"{self._keys.prefix}:node:{self.node}")
+                await pubsub.subscribe(control or self._keys.node(self.node))
                 self._pubsub = pubsub
                 self._requested.clear()
                 self._wake_subs.set()
@@ -383,7 +277,7 @@ class RedisBus:
                     if message is not None:
                         self._on_message(message)
                         if self.connected:
-                            delays = backoff(self._rng)
+                            delays = self._new_backoff()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -519,7 +413,7 @@ class RedisBus:
                     if channel in self._seen:
                         await self._seq_at_least(
                             keys=[self._keys.seq(channel)],
-                            args=[self._seen[channel], _SEQ_TTL_MS],
+                            args=[self._seen[channel], SEQ_TTL_MS],
                             client=pipe,
                         )
                     await pipe.set(self._keys.lease(self.node, channel), b"1", px=ttl_ms)
@@ -557,12 +451,12 @@ class RedisBus:
         self._wake_writer.set()
 
     async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
-        head, tail = _split_template(encode(_SENTINEL))
+        head, tail = split_template(encode(SENTINEL))
         k = self._keys
         try:
             seq = await self._publish_next_script(
                 keys=[k.seq(channel), k.last(channel)],
-                args=[k.pub(channel), channel, event_time, head, tail, _SEQ_TTL_MS],
+                args=[k.pub(channel), channel, event_time, head, tail, SEQ_TTL_MS],
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
@@ -589,7 +483,7 @@ class RedisBus:
                 for item in batch:
                     if isinstance(item, Publication):
                         msg = encode_publication(item)
-                        args: list[str | bytes | int] = [k.pub(item.channel), item.seq, msg, _SEQ_TTL_MS]
+                        args: list[str | bytes | int] = [k.pub(item.channel), item.seq, msg, SEQ_TTL_MS]
                         keys = [k.seq(item.channel), k.last(item.channel)]
                         await self._publish_script(keys=keys, args=args, client=pipe)
                     elif isinstance(item, ChannelStatus):
@@ -601,9 +495,18 @@ class RedisBus:
                 try:
                     results = await pipe.execute()
                 except (RedisError, OSError):
-                    self.dropped += len(batch)
+                    self._requeue(batch)
                     raise
             self._after_publish(batch, results)
+
+    def _requeue(self, batch: list[Publication | ChannelStatus | str]) -> None:
+        """Put a failed batch back in front, in order: the first write after a Redis restart
+        often meets a dead pooled connection. Resending is safe: the publish script refuses
+        a seq it already stored. Past ``max_pending`` the oldest are dropped."""
+        self._outbox.extendleft(reversed(batch))
+        while len(self._outbox) > self._max_pending:
+            self._outbox.popleft()
+            self.dropped += 1
 
     def _after_publish(self, batch: list[Publication | ChannelStatus | str], results: list[Any]) -> None:
         at = 0

@@ -26,9 +26,10 @@ and rest-api.md of the same repository):
 
 Theory of operation: the ingest opens and closes channels; each channel maps
 to one stream (``price:S`` and ``ticker:S`` share ``s@ticker``, refcounted
-here). Each stream is assigned to one :class:`_Connection`, which diffs what
-it should carry against what it told the server and sends paced, batched
-control messages. Frames go through :mod:`.binance_parse`. A per-stream
+here). Each stream is assigned to one connection (:mod:`._binance_conn`),
+which diffs what it should carry against what it told the server and sends
+paced, batched control messages. Frames go through :mod:`.binance_parse`,
+REST requests through :mod:`._binance_rest`. A per-stream
 watchdog, the connection age and ``serverShutdown`` start a replacement
 connection; the old one is closed ``overlap`` seconds after the new one
 delivered data. Every stream whose connection is down or stalled is reported
@@ -38,27 +39,25 @@ stale, channel by channel, until data flows again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
-import msgspec
 
 from ..backoff import ConnectBudget, backoff
 from ..channels import Channel
 from ..config import Settings
 from ..errors import ErrorCode, ProtocolError, UpstreamError
 from ..events import Event
+from ._binance_conn import Connection, process_exception
+from ._binance_rest import RestClient, snapshot_request
 from .base import SourceSink
 from .binance_parse import (
-    DEPTH_LEVELS,
     DataFrame,
     Normalizer,
     Reply,
@@ -67,7 +66,6 @@ from .binance_parse import (
     parse_frame,
     stream_kind,
     stream_of,
-    symbol_of_stream,
 )
 
 
@@ -78,226 +76,6 @@ logger = logging.getLogger("tickwire.upstream.binance")
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def process_exception(exc: BaseException) -> BaseException | None:
-    """None when a failed connect or a dropped connection is worth retrying;
-    the exception itself when it is a bug that retrying cannot fix."""
-    if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError | UpstreamError):
-        return None
-    return exc
-
-
-def _retry_after(exc: BaseException) -> float:
-    """``Retry-After`` of a refused handshake (429/418), else 0."""
-    if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (418, 429) and exc.headers:
-        with contextlib.suppress(ValueError):
-            return float(exc.headers.get("Retry-After", "0"))
-    return 0.0
-
-
-class _Connection:
-    """One upstream WebSocket (reconnected in place after a drop) and its control channel."""
-
-    def __init__(self, source: BinanceSource, cid: int, streams: set[str]) -> None:
-        self.source = source
-        self.cid = cid
-        self.wanted: set[str] = set(streams)  # streams this connection must carry
-        self.sent: set[str] = set()  # streams the server was told about (URL or SUBSCRIBE)
-        self.refused: set[str] = set()  # SUBSCRIBE answered with an error: not retried on this socket
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.connected_at = 0.0
-        self.down_reason: str | None = None
-        self.got_data = False
-        self.retiring = False
-        self.stopped = False
-        self.predecessor: _Connection | None = None
-        self.pending: dict[int, tuple[str, list[str]]] = {}
-        self.dirty = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self._ids = itertools.count(1)
-        self._sends: deque[float] = deque()  # times of every message we sent (controls and pongs)
-        self._last_control = -math.inf
-
-    def __repr__(self) -> str:
-        return f"<conn {self.cid} streams={len(self.wanted)}>"
-
-    # -- lifecycle -------------------------------------------------------------
-
-    async def run(self) -> None:
-        src = self.source
-        delays = src.new_backoff()
-        while not self.stopped:
-            wait = src.budget.delay(time.monotonic())
-            if wait > 0:
-                logger.warning("conn %s: connect budget used up, waiting %.1f s", self.cid, wait)
-                await asyncio.sleep(wait)
-                continue
-            src.budget.record(time.monotonic())
-            src.connects += 1
-            url, included = src.url_for(sorted(self.wanted))
-            try:
-                ws = await src.http().ws_connect(
-                    url,
-                    autoping=False,  # we answer pings ourselves, to count the pongs against 5/s
-                    heartbeat=None,  # never ping the server: it pings us every 20 s
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=1.0),
-                    max_msg_size=16 * 1024 * 1024,
-                )
-            except Exception as exc:
-                if process_exception(exc) is not None:
-                    raise
-                src.lost(self, f"upstream connect failed: {type(exc).__name__}: {exc}"[:200])
-                await asyncio.sleep(max(next(delays), _retry_after(exc)))
-                continue
-            reason, code = await self._serve(ws, included)
-            if self.stopped:
-                return
-            if self.got_data:
-                delays = src.new_backoff()  # this connection worked: start over
-            src.lost(self, reason)
-            if self.retiring:
-                return  # the replacement carries the streams
-            delay = next(delays)
-            if code == 1008:
-                logger.error("conn %s closed with 1008 (rate limit); backing off %.1f s", self.cid, delay)
-                delay = max(delay, src.policy_backoff)
-            src.reconnects += 1
-            await asyncio.sleep(delay)
-
-    async def _serve(
-        self, ws: aiohttp.ClientWebSocketResponse, included: list[str]
-    ) -> tuple[str, int | None]:
-        self.ws = ws
-        self.connected_at = time.monotonic()
-        self.down_reason = None
-        self.got_data = False
-        self.sent = set(included)
-        self.refused.clear()
-        self.pending.clear()
-        self.source.connected(self, included)
-        logger.info("conn %s: connected with %d streams in the URL", self.cid, len(included))
-        self.dirty.set()
-        control = asyncio.get_running_loop().create_task(
-            self._control(ws), name=f"binance-control-{self.cid}"
-        )
-        try:
-            return await self._read(ws)
-        finally:
-            control.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await control
-            self.ws = None
-            self.sent = set()
-            if not ws.closed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.close(), 1.0)
-
-    def stop(self) -> None:
-        self.stopped = True
-        if self.task is not None:
-            self.task.cancel()
-
-    # -- reading -------------------------------------------------------------------
-
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, int | None]:
-        src = self.source
-        while True:
-            try:
-                msg = await ws.receive(timeout=src.silence_timeout)
-            except TimeoutError:
-                return f"upstream silent for {src.silence_timeout:g} s", None
-            except (aiohttp.ClientError, ConnectionError) as exc:
-                return f"upstream disconnected: {exc}", None
-            kind = msg.type
-            if kind is aiohttp.WSMsgType.TEXT:
-                src.on_frame(self, msg.data, src.clock_ms())
-            elif kind is aiohttp.WSMsgType.PING:
-                await ws.pong(msg.data)
-                self._sends.append(time.monotonic())
-            elif kind is aiohttp.WSMsgType.BINARY:
-                src.garbage(self, f"binary frame of {len(msg.data)} bytes")
-            elif kind is aiohttp.WSMsgType.CLOSE:
-                code = ws.close_code
-                return f"upstream closed the connection ({code} {msg.extra or ''})".strip(), code
-            elif kind is aiohttp.WSMsgType.ERROR:
-                return f"upstream disconnected: {msg.data}", None
-            elif kind in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                return "upstream disconnected", ws.close_code
-
-    def on_reply(self, reply: Reply) -> None:
-        ident = reply.id
-        if ident is None and self.pending:
-            ident = min(self.pending)  # the flat error form may come without an id: oldest request
-        entry = self.pending.pop(ident, None) if isinstance(ident, int) else None
-        if entry is None:
-            logger.warning("conn %s: reply to unknown request %r: %r", self.cid, reply.id, reply)
-            return
-        method, params = entry
-        if reply.error is None:
-            return
-        code, text = reply.error
-        logger.warning("conn %s: %s %s refused: code %s %s", self.cid, method, params[:5], code, text)
-        if method == "SUBSCRIBE":
-            self.sent.difference_update(params)
-            self.refused.update(params)
-            self.source.refused(params, f"upstream refused the subscription: {text} (code {code})")
-
-    # -- control messages ------------------------------------------------------------
-
-    def _next_batch(self) -> tuple[str, list[str]] | None:
-        limit = self.source.MAX_PARAMS_PER_MESSAGE
-        subscribe = sorted(self.wanted - self.sent - self.refused)
-        if subscribe:
-            return "SUBSCRIBE", subscribe[:limit]
-        unsubscribe = sorted(self.sent - self.wanted)
-        if unsubscribe:
-            return "UNSUBSCRIBE", unsubscribe[:limit]
-        return None
-
-    async def _pace(self) -> None:
-        """Wait until one more control message keeps us under the incoming limit.
-
-        Messages are spaced ``control_interval`` apart, and at most
-        ``INCOMING_MESSAGES_PER_SECOND - 2`` of ours (pongs included) may be in
-        the last second when one is sent: one slot stays free for a pong.
-        """
-        src = self.source
-        budget = src.INCOMING_MESSAGES_PER_SECOND - 2
-        while True:
-            now = time.monotonic()
-            while self._sends and self._sends[0] <= now - 1.0:
-                self._sends.popleft()
-            wait = self._last_control + src.control_interval - now
-            if len(self._sends) >= budget:
-                wait = max(wait, self._sends[0] + 1.0 - now)
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)
-
-    async def _control(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while True:
-            await self.dirty.wait()
-            self.dirty.clear()
-            while self._next_batch() is not None:
-                await self._pace()
-                batch = self._next_batch()  # demand may have changed while we waited
-                if batch is None:
-                    break
-                method, params = batch
-                ident = next(self._ids)
-                self.pending[ident] = (method, params)
-                if method == "SUBSCRIBE":
-                    self.sent.update(params)
-                    self.source.subscribed(params)
-                else:
-                    self.sent.difference_update(params)
-                request = msgspec.json.encode({"method": method, "params": params, "id": ident})
-                await ws.send_str(request.decode())  # a text frame: the venue ignores binary ones
-                now = time.monotonic()
-                self._last_control = now
-                self._sends.append(now)
-                logger.debug("conn %s: %s %d streams (id %d)", self.cid, method, len(params), ident)
 
 
 class BinanceSource:
@@ -391,8 +169,8 @@ class BinanceSource:
         self._running = False
         self._norm = Normalizer()
         self._channels: dict[str, set[str]] = {}  # stream -> open channel names
-        self._assign: dict[str, _Connection] = {}  # stream -> connection that should carry it
-        self._conns: dict[int, _Connection] = {}
+        self._assign: dict[str, Connection] = {}  # stream -> connection that should carry it
+        self._conns: dict[int, Connection] = {}
         self._cids = itertools.count(1)
         self._stale: dict[str, str] = {}  # stream -> reason
         self._since: dict[str, float] = {}  # stream -> last data or (re)subscribe, monotonic
@@ -402,9 +180,14 @@ class BinanceSource:
         self._symbols: dict[str, str] | None = None
         self._symbols_at = -math.inf
         self._symbols_lock = asyncio.Lock()
-        self._rest_blocked_until = 0.0
-        self._weight_used = 0
-        self._weight_since = 0.0
+        self._rest = RestClient(
+            self.rest_url,
+            http=self.http,
+            weights=self.REST_WEIGHTS,
+            weight_per_minute=self.REST_WEIGHT_PER_MINUTE,
+            timeout=rest_timeout,
+            clock_ms=clock_ms,
+        )
         self.raw_hook: Callable[[str, int], None] | None = None
         """Called with (frame text, receive ms) for every accepted data frame (``tickwire record``)."""
         self.rest_hook: Callable[[str, bytes, int], None] | None = None
@@ -416,7 +199,6 @@ class BinanceSource:
         self.garbage_frames = 0
         self.duplicates = 0
         self.refused_subscriptions = 0
-        self.rest_limited = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BinanceSource:
@@ -518,8 +300,12 @@ class BinanceSource:
                 active |= conn.sent
         return sorted(active)
 
+    @property
+    def rest_limited(self) -> int:
+        """REST requests answered 429 or 418."""
+        return self._rest.limited
+
     def health(self) -> dict[str, object]:
-        now = time.monotonic()
         return {
             "source": self.name,
             "live": not self._stale,
@@ -534,7 +320,7 @@ class BinanceSource:
             "duplicatesDropped": self.duplicates,
             "refusedSubscriptions": self.refused_subscriptions,
             "restLimited": self.rest_limited,
-            "restBlockedSeconds": round(max(0.0, self._rest_blocked_until - now), 1),
+            "restBlockedSeconds": round(self._rest.blocked_for(time.monotonic()), 1),
             "symbols": len(self._symbols) if self._symbols is not None else None,
         }
 
@@ -549,19 +335,7 @@ class BinanceSource:
     def new_backoff(self) -> Iterator[float]:
         return backoff(initial=self.backoff_initial, max_delay=self.backoff_max, rng=self._rng)
 
-    def url_for(self, streams: list[str]) -> tuple[str, list[str]]:
-        """The connect URL and the streams it carries (the rest go by SUBSCRIBE)."""
-        base = f"{self.ws_url}/stream?streams="
-        included: list[str] = []
-        length = len(base)
-        for stream in streams:
-            if length + len(stream) + 1 > self.MAX_URL_LENGTH:
-                break
-            included.append(stream)
-            length += len(stream) + 1
-        return base + "/".join(included), included
-
-    def connected(self, conn: _Connection, streams: list[str]) -> None:
+    def connected(self, conn: Connection, streams: list[str]) -> None:
         now = time.monotonic()
         for stream in streams:
             self._since[stream] = now
@@ -572,7 +346,7 @@ class BinanceSource:
             if stream in self._since:
                 self._since[stream] = now
 
-    def lost(self, conn: _Connection, reason: str) -> None:
+    def lost(self, conn: Connection, reason: str) -> None:
         """``conn`` is down: its streams are stale unless another live connection carries them."""
         conn.down_reason = reason
         if not conn.retiring:
@@ -590,11 +364,11 @@ class BinanceSource:
             if stream in self._channels:
                 self._set_stale(stream, reason)
 
-    def garbage(self, conn: _Connection, what: str) -> None:
+    def garbage(self, conn: Connection, what: str) -> None:
         self.garbage_frames += 1
         logger.warning("conn %s: unusable frame ignored: %s", conn.cid, what)
 
-    def on_frame(self, conn: _Connection, text: str, recv_ms: int) -> None:
+    def on_frame(self, conn: Connection, text: str, recv_ms: int) -> None:
         try:
             frame = parse_frame(text)
             if isinstance(frame, DataFrame):
@@ -609,7 +383,7 @@ class BinanceSource:
 
     # -- data -----------------------------------------------------------------------------------
 
-    def _on_data(self, conn: _Connection, frame: DataFrame, text: str, recv_ms: int) -> None:
+    def _on_data(self, conn: Connection, frame: DataFrame, text: str, recv_ms: int) -> None:
         stream = frame.stream
         if stream not in self._channels:
             return  # unsubscribed a moment ago, or not ours
@@ -663,8 +437,8 @@ class BinanceSource:
                 return
         self._new_connection({stream})
 
-    def _new_connection(self, streams: set[str]) -> _Connection:
-        conn = _Connection(self, next(self._cids), streams)
+    def _new_connection(self, streams: set[str]) -> Connection:
+        conn = Connection(self, next(self._cids), streams)
         self._conns[conn.cid] = conn
         for stream in streams:
             self._assign[stream] = conn
@@ -672,12 +446,12 @@ class BinanceSource:
             self._start(conn)
         return conn
 
-    def _start(self, conn: _Connection) -> None:
+    def _start(self, conn: Connection) -> None:
         if conn.task is None and not conn.stopped:
             conn.task = asyncio.get_running_loop().create_task(conn.run(), name=f"binance-conn-{conn.cid}")
             conn.task.add_done_callback(lambda task: self._ended(conn, task))
 
-    def _ended(self, conn: _Connection, task: asyncio.Task[None]) -> None:
+    def _ended(self, conn: Connection, task: asyncio.Task[None]) -> None:
         if self._conns.get(conn.cid) is conn and (conn.retiring or conn.stopped):
             del self._conns[conn.cid]
         if task.cancelled() or task.exception() is None:
@@ -690,11 +464,11 @@ class BinanceSource:
         if self._running and not conn.stopped:
             asyncio.get_running_loop().call_later(self.backoff_max, self._start, conn)
 
-    def _drop(self, conn: _Connection) -> None:
+    def _drop(self, conn: Connection) -> None:
         self._conns.pop(conn.cid, None)
         conn.stop()
 
-    def _rotate(self, conn: _Connection, why: str) -> None:
+    def _rotate(self, conn: Connection, why: str) -> None:
         """Replace ``conn`` make-before-break: the new one connects with every stream in its URL."""
         if conn.retiring or conn.stopped or not conn.wanted:
             return
@@ -704,7 +478,7 @@ class BinanceSource:
         new = self._new_connection(set(conn.wanted))
         new.predecessor = conn
 
-    def _retire(self, conn: _Connection) -> None:
+    def _retire(self, conn: Connection) -> None:
         old, conn.predecessor = conn.predecessor, None
         if old is not None and not old.stopped:
             logger.info("conn %s: replaced by conn %s", old.cid, conn.cid)
@@ -745,7 +519,7 @@ class BinanceSource:
         async with self._symbols_lock:
             if time.monotonic() - self._symbols_at < self.exchange_info_ttl:
                 return
-            body, _, _ = await self._rest_get("/api/v3/exchangeInfo", {})
+            body, _, _ = await self._rest.get("/api/v3/exchangeInfo", {})
             if body is None:
                 return
             try:
@@ -756,38 +530,6 @@ class BinanceSource:
             self._symbols_at = time.monotonic()
             logger.info("exchangeInfo: %d symbols", len(self._symbols))
 
-    async def _rest_get(self, path: str, params: dict[str, str]) -> tuple[bytes | None, int, float | None]:
-        """GET within the weight budget: (body, receive ms, retry-after seconds when refused)."""
-        now = time.monotonic()
-        if now < self._rest_blocked_until:
-            return None, 0, self._rest_blocked_until - now
-        if now - self._weight_since >= 60.0:
-            self._weight_since, self._weight_used = now, 0
-        weight = self.REST_WEIGHTS.get(path, 1)
-        if self._weight_used + weight > self.REST_WEIGHT_PER_MINUTE * 0.8:
-            return None, 0, self._weight_since + 60.0 - now
-        self._weight_used += weight
-        try:
-            timeout = aiohttp.ClientTimeout(total=self.rest_timeout)
-            async with self.http().get(self.rest_url + path, params=params, timeout=timeout) as resp:
-                used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
-                if used.isdigit():
-                    self._weight_used = int(used)
-                body = await resp.read()
-                if resp.status in (418, 429):
-                    retry = _seconds(resp.headers.get("Retry-After"), 60.0)
-                    self._rest_blocked_until = time.monotonic() + retry
-                    self.rest_limited += 1
-                    logger.warning("REST %s answered %s; no REST for %.0f s", path, resp.status, retry)
-                    return None, 0, retry
-                if resp.status != 200:
-                    logger.warning("REST %s answered %s: %s", path, resp.status, body[:200])
-                    return None, 0, None
-                return body, self.clock_ms(), None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            logger.warning("REST %s failed: %s: %s", path, type(exc).__name__, exc)
-            return None, 0, None
-
     def _snapshot_soon(self, stream: str) -> None:
         if stream not in self._snapshotting and self._running:
             self._snapshotting.add(stream)
@@ -796,14 +538,14 @@ class BinanceSource:
     async def _snapshot(self, stream: str) -> None:
         """Fetch the current value of a newly opened stream over REST, unless live data beats it."""
         try:
-            request = _snapshot_request(stream)
+            request = snapshot_request(stream)
             if request is None:
                 return
             path, params = request
             start = self._norm.key(stream)
             body: bytes | None = None
             for _ in range(3):
-                body, recv_ms, retry = await self._rest_get(path, params)
+                body, recv_ms, retry = await self._rest.get(path, params)
                 if body is not None or retry is None or retry > self.snapshot_wait:
                     break
                 await asyncio.sleep(retry)
@@ -823,22 +565,3 @@ class BinanceSource:
                 self._emit(event)
         finally:
             self._snapshotting.discard(stream)
-
-
-def _snapshot_request(stream: str) -> tuple[str, dict[str, str]] | None:
-    symbol = symbol_of_stream(stream)
-    kind = stream_kind(stream)
-    if kind == "ticker":
-        return "/api/v3/ticker/24hr", {"symbol": symbol}
-    if kind == "kline":
-        return "/api/v3/klines", {"symbol": symbol, "interval": stream.partition("@kline_")[2], "limit": "1"}
-    if kind == "depth":
-        return "/api/v3/depth", {"symbol": symbol, "limit": str(DEPTH_LEVELS)}
-    return None  # trades: nothing to show before the next trade
-
-
-def _seconds(raw: str | None, default: float) -> float:
-    try:
-        return float(raw) if raw is not None else default
-    except ValueError:
-        return default

@@ -1,0 +1,113 @@
+"""Binance REST GETs within the venue's request-weight budget.
+
+The venue allows 6000 request weight per minute per IP and answers 429 (and
+418 for repeat offenders) with ``Retry-After`` in seconds; the client stays
+under 80 % of the budget, follows the ``X-MBX-USED-WEIGHT-1M`` header and,
+once refused, sends nothing until ``Retry-After`` has passed (rest-api.md of
+https://github.com/binance/binance-spot-api-docs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import aiohttp
+
+from .binance_parse import DEPTH_LEVELS, stream_kind, symbol_of_stream
+
+
+__all__ = ["RestClient", "snapshot_request"]
+
+logger = logging.getLogger("tickwire.upstream.binance")
+
+
+class RestClient:
+    """GETs on one REST base URL, paced by request weight.
+
+    Args:
+        base_url: REST base URL, without a trailing slash.
+        http: returns the shared HTTP client session.
+        weights: request weight per path (1 when absent).
+        weight_per_minute: the venue's weight budget per minute.
+        timeout: seconds per request.
+        clock_ms: wall clock, ms, for the receive time of a body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: Callable[[], aiohttp.ClientSession],
+        weights: Mapping[str, int],
+        weight_per_minute: int,
+        timeout: float,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self.base_url = base_url
+        self._http = http
+        self._weights = weights
+        self._weight_per_minute = weight_per_minute
+        self._timeout = timeout
+        self._clock_ms = clock_ms
+        self._blocked_until = 0.0
+        self._weight_used = 0
+        self._weight_since = 0.0
+        self.limited = 0  # 429/418 answers
+
+    def blocked_for(self, now: float) -> float:
+        """Seconds (monotonic ``now``) until a 429/418 stops keeping us off, 0 when not blocked."""
+        return max(0.0, self._blocked_until - now)
+
+    async def get(self, path: str, params: dict[str, str]) -> tuple[bytes | None, int, float | None]:
+        """GET within the weight budget: (body, receive ms, retry-after seconds when refused)."""
+        now = time.monotonic()
+        if now < self._blocked_until:
+            return None, 0, self._blocked_until - now
+        if now - self._weight_since >= 60.0:
+            self._weight_since, self._weight_used = now, 0
+        weight = self._weights.get(path, 1)
+        if self._weight_used + weight > self._weight_per_minute * 0.8:
+            return None, 0, self._weight_since + 60.0 - now
+        self._weight_used += weight
+        try:
+            timeout = aiohttp.ClientTimeout(total=self._timeout)
+            async with self._http().get(self.base_url + path, params=params, timeout=timeout) as resp:
+                used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
+                if used.isdigit():
+                    self._weight_used = int(used)
+                body = await resp.read()
+                if resp.status in (418, 429):
+                    retry = _seconds(resp.headers.get("Retry-After"), 60.0)
+                    self._blocked_until = time.monotonic() + retry
+                    self.limited += 1
+                    logger.warning("REST %s answered %s; no REST for %.0f s", path, resp.status, retry)
+                    return None, 0, retry
+                if resp.status != 200:
+                    logger.warning("REST %s answered %s: %s", path, resp.status, body[:200])
+                    return None, 0, None
+                return body, self._clock_ms(), None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("REST %s failed: %s: %s", path, type(exc).__name__, exc)
+            return None, 0, None
+
+
+def snapshot_request(stream: str) -> tuple[str, dict[str, str]] | None:
+    """The REST path and query that give the current value of ``stream`` (None for trades)."""
+    symbol = symbol_of_stream(stream)
+    kind = stream_kind(stream)
+    if kind == "ticker":
+        return "/api/v3/ticker/24hr", {"symbol": symbol}
+    if kind == "kline":
+        return "/api/v3/klines", {"symbol": symbol, "interval": stream.partition("@kline_")[2], "limit": "1"}
+    if kind == "depth":
+        return "/api/v3/depth", {"symbol": symbol, "limit": str(DEPTH_LEVELS)}
+    return None  # trades: nothing to show before the next trade
+
+
+def _seconds(raw: str | None, default: float) -> float:
+    try:
+        return float(raw) if raw is not None else default
+    except ValueError:
+        return default
