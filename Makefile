@@ -7,8 +7,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-export PYTHONASYNCIODEBUG ?= 0
-
 .PHONY: run test lint typecheck unit bench system-deps clean readme
 
 $(STAMP): pyproject.toml
@@ -41,8 +39,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# asyncio debug mode in the suite (STYLE.md D.21): slow callbacks and unawaited coroutines show up
 unit: $(STAMP)
-	$(BIN)/pytest
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest
 
 test: $(STAMP) system-deps lint typecheck unit
 

@@ -140,6 +140,7 @@ async def test_conflation_keeps_the_newest_value_for_a_slow_client(hub: Hub) -> 
     await settle()
     for seq in range(3, 50):
         hub.on_publication(pub("price:BTCUSDT", seq))
+        await asyncio.sleep(0)  # one per loop iteration: the hub fans each out, the session conflates
     await settle()
     assert session.queued == 1
     assert [m["seq"] for m in transport.read_all()] == [2]
@@ -180,7 +181,9 @@ async def test_coalescing_preserves_order_and_seq_per_channel(hub: Hub) -> None:
         hub.on_publication(pub("price:BTCUSDT", seq))
         hub.on_publication(pub("trades:ETHUSDT", seq, final=True))
     await settle()
-    assert len(transport.writes) == 1  # one write for the whole loop iteration
+    # finals go out in the iteration's write; the hub fans latest values out at the end of
+    # the iteration, so they may take a second write, never one per message
+    assert len(transport.writes) <= 2
     messages = transport.read_all()
     by_channel: dict[str, list[int]] = {}
     for m in messages:
@@ -202,11 +205,15 @@ async def test_a_final_kline_is_never_dropped_while_in_progress_candles_conflate
     transport.read_all()
     hub.on_publication(pub(channel, 2, open=0))
     await settle()  # written, client now behind
+    # one publication per loop iteration, as a live feed sends them: the hub fans each out,
+    # and the stalled client's outbox does the conflating
     for seq in range(3, 10):
         hub.on_publication(pub(channel, seq, open=0))
+        await asyncio.sleep(0)
     hub.on_publication(pub(channel, 10, final=True, open=0))  # the candle closes
     for seq in range(11, 20):
         hub.on_publication(pub(channel, seq, open=60))
+        await asyncio.sleep(0)
     await settle()
     assert [m["seq"] for m in transport.read_all()] == [2]
     await settle()
@@ -281,4 +288,36 @@ async def test_status_changes_are_final_and_keep_order_with_data(hub: Hub) -> No
     await settle()
     got = [(m["type"], m.get("seq"), m.get("status")) for m in transport.read_all()]
     assert got == [("x", 1, None), ("status", None, "stale"), ("x", 2, None)]
+    await session.cleanup()
+
+
+async def test_a_burst_within_one_loop_iteration_is_fanned_out_once(hub: Hub) -> None:
+    stats = Stats()
+    hub = Hub(MemoryBus(), clock_ms=_ms, on_deliver=stats.on_deliver, on_conflated=stats.count_conflated)
+    sessions = [make_session(hub, stats) for _ in range(3)]
+    for session, _ in sessions:
+        await join(hub, session, "price:BTCUSDT")
+        session.start()
+    for seq in range(1, 1001):  # a burst: no loop iteration in between
+        hub.on_publication(pub("price:BTCUSDT", seq))
+    await settle()
+    for _, transport in sessions:
+        assert [m["seq"] for m in transport.read_all()] == [1000]  # the newest value, once
+    assert stats.messages_out == 3
+    assert stats.conflated == 999 * 3  # every superseded value, counted per subscriber
+    assert sum(stats.publications_by_kind.values()) == 1000
+    for session, _ in sessions:
+        await session.cleanup()
+
+
+async def test_a_final_kline_supersedes_a_pending_live_candle_in_order(hub: Hub) -> None:
+    stats = Stats()
+    session, transport = make_session(hub, stats)
+    await join(hub, session, "klines:BTCUSDT:1m")
+    session.start()
+    hub.on_publication(pub("klines:BTCUSDT:1m", 1))
+    hub.on_publication(pub("klines:BTCUSDT:1m", 2, final=True))
+    hub.on_publication(pub("klines:BTCUSDT:1m", 3))
+    await settle()
+    assert [m["seq"] for m in transport.read_all()] == [2, 3]
     await session.cleanup()

@@ -105,7 +105,7 @@ class HubMachine(RuleBasedStateMachine):
         payload = b'{"channel":"%s","seq":%d}' % (channel.encode(), seq)
         frame = text_frame(payload)
         before = {n: len(c.got) for n, c in self.clients.items()}
-        self.bus.publish(Publication(channel, seq, payload, final, 0))
+        self.loop.run_until_complete(self._publish(Publication(channel, seq, payload, final, 0)))
         members = self.model.get(channel, set())
         for n, client in self.clients.items():
             new = client.got[before[n] :]
@@ -114,6 +114,10 @@ class HubMachine(RuleBasedStateMachine):
                 self.expected[n] += 1
             else:
                 assert new == []
+
+    async def _publish(self, pub: Publication) -> None:
+        self.bus.publish(pub)
+        await asyncio.sleep(0)  # the hub fans latest values out at the end of the iteration
 
     @precondition(lambda self: any(self.seq.values()))
     @rule(channel=CHANNELS)

@@ -9,12 +9,19 @@ Theory of operation:
 * A publication arrives encoded. The hub frames it once (:func:`text_frame`)
   and hands the same bytes to every subscriber with a plain method call:
   the fan-out loop never awaits and never encodes per subscriber.
+* Latest-value publications are fanned out at most once per event-loop
+  iteration per channel: a burst of 1,000 price updates within one
+  iteration costs one push per subscriber, of the newest value, not 1,000.
+  A final publication (trade, closed candle, private event) goes out at
+  once; one arriving while a latest value of its channel is pending
+  supersedes that value, so per-channel order always holds.
 * The hub keeps each channel's newest publication and status, so a new
   subscriber gets a snapshot at once and a stale channel says so.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -38,7 +45,7 @@ class Subscriber(Protocol):
 
 
 class _Channel:
-    __slots__ = ("last", "name", "pending", "status", "subscribers")
+    __slots__ = ("dirty", "last", "name", "pending", "status", "subscribers")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -46,6 +53,7 @@ class _Channel:
         self.pending = 0  # subscribes awaiting the bus's last value
         self.last: Publication | None = None
         self.status: ChannelStatus | None = None
+        self.dirty = False  # ``last`` is a latest value not yet fanned out
 
 
 class Hub:
@@ -55,6 +63,8 @@ class Hub:
         bus: where demand goes and publications come from.
         on_deliver: called once per publication with (publication, subscriber
             count) so stats and latency metrics cost one call, not one per client.
+        on_conflated: called with the subscriber count when a latest value is
+            superseded in the hub before it was fanned out.
     """
 
     def __init__(
@@ -62,12 +72,16 @@ class Hub:
         bus: Bus,
         *,
         on_deliver: Callable[[Publication, int], None] | None = None,
+        on_conflated: Callable[[int], None] | None = None,
         clock_ms: Callable[[], int],
     ) -> None:
         self._bus = bus
         self._channels: dict[str, _Channel] = {}
         self._on_deliver = on_deliver
+        self._on_conflated = on_conflated
         self._clock_ms = clock_ms
+        self._dirty: list[_Channel] = []
+        self._flush_handle: asyncio.Handle | None = None
         bus.attach_hub(self)
 
     # -- demand --------------------------------------------------------------
@@ -93,6 +107,8 @@ class Hub:
                 state.last = last
             if status is not None and state.status is None:
                 state.status = status
+        if state.dirty:
+            self._flush_channel(state)  # the others first, so the newcomer's snapshot is not repeated
         state.subscribers[sub] = None
         return self._greeting(state)
 
@@ -130,7 +146,36 @@ class Hub:
         last = state.last
         if last is not None and pub.seq <= last.seq:
             return  # a duplicate (re-delivery after a bus reconnect, or a rotation overlap)
+        if state.dirty:
+            # the pending latest value is superseded before any subscriber saw it
+            state.dirty = False
+            if self._on_deliver is not None:
+                self._on_deliver(last, 0)  # type: ignore[arg-type]
+            if self._on_conflated is not None and state.subscribers:
+                self._on_conflated(len(state.subscribers))
         state.last = pub
+        if pub.final:
+            self._fan_out(state, pub)
+            return
+        state.dirty = True
+        self._dirty.append(state)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Fan out the newest value of every channel that got one this iteration."""
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        for state in dirty:
+            if state.dirty:
+                self._flush_channel(state)
+
+    def _flush_channel(self, state: _Channel) -> None:
+        state.dirty = False
+        if state.last is not None and self._channels.get(state.name) is state:
+            self._fan_out(state, state.last)
+
+    def _fan_out(self, state: _Channel, pub: Publication) -> None:
         subscribers = state.subscribers
         if subscribers:
             frame = text_frame(pub.payload)
@@ -147,6 +192,8 @@ class Hub:
         state = self._channels.get(status.channel)
         if state is None:
             return
+        if state.dirty:
+            self._flush_channel(state)  # data that came before the status goes before it
         previous = state.status
         state.status = status
         if previous is not None and previous.live == status.live:

@@ -136,7 +136,12 @@ class Gateway:
             stats=self.stats,
         )
         self.bus: Bus = bus if bus is not None else make_bus(settings)
-        self.hub = Hub(self.bus, on_deliver=self.stats.on_deliver, clock_ms=wall_ms)
+        self.hub = Hub(
+            self.bus,
+            on_deliver=self.stats.on_deliver,
+            on_conflated=self.stats.count_conflated,
+            clock_ms=wall_ms,
+        )
         redis_bus = as_redis(self.bus)
         if source is None and redis_bus is not None and settings.role == "gateway":
             source = FollowerSource(redis_bus, settings.source)  # the upstream is the leading ingest's

@@ -74,8 +74,10 @@ class Stats:
     def count_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
 
-    def count_conflated(self) -> None:
-        self.conflated += 1
+    def count_conflated(self, subscribers: int = 1) -> None:
+        """Latest values replaced before they were written: in one client's outbox
+        (``1``), or in the hub before fan-out (one per subscriber that missed it)."""
+        self.conflated += subscribers
 
     def count_slow(self) -> None:
         self.slow_disconnects += 1

@@ -77,6 +77,9 @@ logger = logging.getLogger("tickwire.bus.redis")
 _DOWN = "bus disconnected"
 
 
+_CLOSE_STEP_S = 2.0
+
+
 def node_id() -> str:
     """This process's id in leases and the lock: host, pid and a random suffix, no colons."""
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
@@ -187,22 +190,29 @@ class RedisBus:
         self._tasks = [loop.create_task(fn(), name=f"redis-bus-{fn.__name__}") for fn in loops]
 
     async def close(self) -> None:
+        """Stop the loops, then a bounded goodbye: flush, drop leases, release the lock.
+
+        Every step has a deadline: a shutdown must not hang on a Redis that is slow,
+        gone, or holding a connection a cancelled read left half-used.
+        """
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=_CLOSE_STEP_S)
         self._tasks = []
-        with contextlib.suppress(RedisError, OSError):
-            await self._flush_outbox()
-        with contextlib.suppress(RedisError, OSError):
-            if self._wanted:
-                await self._redis.delete(*(self._keys.lease(self.node, c) for c in self._wanted))
-        await self._lock.release()
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(_CLOSE_STEP_S):
+                await self._flush_outbox()
+                if self._wanted:
+                    await self._redis.delete(*(self._keys.lease(self.node, c) for c in self._wanted))
+                await self._lock.release()
         if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._redis.aclose()
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(_CLOSE_STEP_S):
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(_CLOSE_STEP_S):
+                await self._redis.aclose()
 
     def attach_hub(self, listener: BusListener) -> None:
         self._hub = listener
