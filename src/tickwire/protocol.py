@@ -22,6 +22,11 @@ from .events import Depth, Event, Kline, Ticker, Trade
 
 __all__ = [
     "Auth",
+    "DepthData",
+    "KlineData",
+    "PriceData",
+    "TickerData",
+    "TradeData",
     "ClientMessage",
     "List",
     "Ping",
@@ -225,9 +230,10 @@ def encode_status(channel: str, live: bool, now_ms: int, reason: str | None = No
 
 
 # --- server -> client: data messages ---------------------------------------
+# The ``data`` payloads are public: the client library decodes into the same structs.
 
 
-class _PriceData(msgspec.Struct):
+class PriceData(msgspec.Struct, frozen=True):
     price: Decimal
     change24h: Decimal
     changePercent24h: Decimal
@@ -237,7 +243,7 @@ class _PriceData(msgspec.Struct):
     timestamp: int
 
 
-class _TickerData(msgspec.Struct):
+class TickerData(msgspec.Struct, frozen=True):
     price: Decimal
     bid: Decimal
     ask: Decimal
@@ -254,7 +260,7 @@ class _TickerData(msgspec.Struct):
     timestamp: int
 
 
-class _KlineData(msgspec.Struct):
+class KlineData(msgspec.Struct, frozen=True):
     time: int  # candle open time, Unix seconds (charting libraries expect seconds)
     open: Decimal
     high: Decimal
@@ -264,7 +270,7 @@ class _KlineData(msgspec.Struct):
     isFinal: bool
 
 
-class _TradeData(msgspec.Struct):
+class TradeData(msgspec.Struct, frozen=True):
     id: int
     price: Decimal
     quantity: Decimal
@@ -272,7 +278,7 @@ class _TradeData(msgspec.Struct):
     timestamp: int
 
 
-class _DepthData(msgspec.Struct):
+class DepthData(msgspec.Struct, frozen=True):
     bids: tuple[tuple[Decimal, Decimal], ...]
     asks: tuple[tuple[Decimal, Decimal], ...]
     lastUpdateId: int
@@ -283,14 +289,14 @@ class _Price(_Out, tag="price"):
     channel: str
     symbol: str
     seq: int
-    data: _PriceData
+    data: PriceData
 
 
 class _TickerMsg(_Out, tag="ticker"):
     channel: str
     symbol: str
     seq: int
-    data: _TickerData
+    data: TickerData
 
 
 class _KlineMsg(_Out, tag="kline"):
@@ -298,28 +304,28 @@ class _KlineMsg(_Out, tag="kline"):
     symbol: str
     interval: str
     seq: int
-    data: _KlineData
+    data: KlineData
 
 
 class _TradeMsg(_Out, tag="trade"):
     channel: str
     symbol: str
     seq: int
-    data: _TradeData
+    data: TradeData
 
 
 class _DepthMsg(_Out, tag="depth"):
     channel: str
     symbol: str
     seq: int
-    data: _DepthData
+    data: DepthData
 
 
 def _ticker_message(channel: str, seq: int, e: Ticker) -> _Out:
     if channel.startswith("price:"):
-        price = _PriceData(e.price, e.change, e.change_percent, e.high, e.low, e.volume, e.event_time)
+        price = PriceData(e.price, e.change, e.change_percent, e.high, e.low, e.volume, e.event_time)
         return _Price(channel, e.symbol, seq, price)
-    ticker = _TickerData(
+    ticker = TickerData(
         e.price, e.bid, e.ask, e.bid_qty, e.ask_qty, e.open, e.high, e.low, e.change,
         e.change_percent, e.volume, e.quote_volume, e.trades, e.event_time,
     )  # fmt: skip
@@ -332,18 +338,18 @@ def encode_event(channel: str, seq: int, event: Event) -> bytes:
     if isinstance(event, Ticker):
         msg = _ticker_message(channel, seq, event)
     elif isinstance(event, Kline):
-        data = _KlineData(
+        data = KlineData(
             event.open_time // 1000, event.open, event.high, event.low, event.close,
             event.volume, event.final,
         )  # fmt: skip
         msg = _KlineMsg(channel, event.symbol, event.interval, seq, data)
     elif isinstance(event, Trade):
         side = "buy" if event.buyer_taker else "sell"
-        trade = _TradeData(event.id, event.price, event.quantity, side, event.event_time)
+        trade = TradeData(event.id, event.price, event.quantity, side, event.event_time)
         msg = _TradeMsg(channel, event.symbol, seq, trade)
     else:
         assert isinstance(event, Depth)
-        depth = _DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
+        depth = DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
         msg = _DepthMsg(channel, event.symbol, seq, depth)
     return _encoder.encode(msg)
 

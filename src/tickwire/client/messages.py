@@ -17,10 +17,11 @@ connection dropped; says when it retries) and the ``resumed`` flag on
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import msgspec
+
+from ..protocol import DepthData, KlineData, PriceData, TickerData, TradeData
 
 
 __all__ = [
@@ -62,59 +63,8 @@ class _Msg(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True):
     """Base of every message; ``type`` is the tag."""
 
 
-# --- data payloads ----------------------------------------------------------
-
-
-class PriceData(msgspec.Struct, frozen=True):
-    price: Decimal
-    change24h: Decimal
-    changePercent24h: Decimal
-    high24h: Decimal
-    low24h: Decimal
-    volume24h: Decimal
-    timestamp: int  # ms epoch
-
-
-class TickerData(msgspec.Struct, frozen=True):
-    price: Decimal
-    bid: Decimal
-    ask: Decimal
-    bidQty: Decimal
-    askQty: Decimal
-    open24h: Decimal
-    high24h: Decimal
-    low24h: Decimal
-    change24h: Decimal
-    changePercent24h: Decimal
-    volume24h: Decimal
-    quoteVolume24h: Decimal
-    trades24h: int
-    timestamp: int  # ms epoch
-
-
-class KlineData(msgspec.Struct, frozen=True):
-    time: int  # candle open time, Unix *seconds*
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    isFinal: bool
-
-
-class TradeData(msgspec.Struct, frozen=True):
-    id: int
-    price: Decimal
-    quantity: Decimal
-    side: str  # the taker's side: "buy" or "sell"
-    timestamp: int  # ms epoch
-
-
-class DepthData(msgspec.Struct, frozen=True):
-    bids: tuple[tuple[Decimal, Decimal], ...]  # best first: (price, quantity)
-    asks: tuple[tuple[Decimal, Decimal], ...]
-    lastUpdateId: int
-    timestamp: int  # ms epoch
+# --- data payloads: PriceData, TickerData, KlineData, TradeData and DepthData are the
+# server's own structs (tickwire.protocol), so both sides read one definition.
 
 
 # --- data messages ------------------------------------------------------------
