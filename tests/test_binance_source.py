@@ -271,7 +271,13 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
             assert [s for _, s in tickers] == [status, 200]
             assert tickers[1][0] - tickers[0][0] >= 1.0
             async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
-                assert (await resp.json())["upstream"]["restLimited"] == 1
+                upstream = (await resp.json())["upstream"]
+                assert upstream["restLimited"] == 1
+                assert upstream["restCalls"] == len(fake.rest_log)  # every request the fake saw
+            async with aiohttp.ClientSession() as http, http.get(gw.url + "/metrics") as resp:
+                text = await resp.text()
+            series = 'tickwire_upstream_rest_requests_total{source="binance"}'
+            assert f"{series} {len(fake.rest_log)}.0" in text
     finally:
         await fake.close()
 

@@ -55,6 +55,7 @@ class RestClient:
         self._weight_used = 0
         self._weight_since = 0.0
         self.limited = 0  # 429/418 answers
+        self.calls = 0  # requests sent (refused locally by the budget: not counted)
 
     def blocked_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) until a 429/418 stops keeping us off, 0 when not blocked."""
@@ -71,6 +72,7 @@ class RestClient:
         if self._weight_used + weight > self._weight_per_minute * 0.8:
             return None, 0, self._weight_since + 60.0 - now
         self._weight_used += weight
+        self.calls += 1
         try:
             timeout = aiohttp.ClientTimeout(total=self._timeout)
             async with self._http().get(self.base_url + path, params=params, timeout=timeout) as resp:

@@ -319,6 +319,7 @@ class BinanceSource:
             "garbageFrames": self.garbage_frames,
             "duplicatesDropped": self.duplicates,
             "refusedSubscriptions": self.refused_subscriptions,
+            "restCalls": self._rest.calls,
             "restLimited": self.rest_limited,
             "restBlockedSeconds": round(self._rest.blocked_for(time.monotonic()), 1),
             "symbols": len(self._symbols) if self._symbols is not None else None,
