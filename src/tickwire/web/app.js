@@ -220,7 +220,9 @@ async function poll() {
     health = await response.json();
     const up = health.upstream || {};
     const badge = $("upstream");
-    badge.textContent = `${up.source || "?"}${up.simulated ? " · SIMULATED" : ""} · ${health.status}`;
+    // a simulated market says so in capitals; a real source shows its name
+    const source = up.simulated ? "SIMULATED market" : `${up.source || "?"} upstream`;
+    badge.textContent = `${source} · ${health.status}`;
     badge.className = `badge ${up.simulated ? "simulated" : ""} state-${health.status === "ok" ? "live" : "stale"}`;
     showStale();
   } catch (err) {
