@@ -173,13 +173,13 @@ class Market:
         dt_ms = now_ms - self._now
         if dt_ms <= 0:
             return events
-        start = self._now
         self._now = now_ms
         for state in self._symbols.values():
             spec = state.spec
             n = self._poisson(spec.trades_per_second * dt_ms / 1000)
-            times = sorted(self._rng.randint(start + 1, now_ms) for _ in range(n))
-            for t in times:
+            # the trades of a step happen at its end, the moment they are published: stamping
+            # them earlier in the step would show the step length as end-to-end latency
+            for t in [now_ms] * n:
                 self._roll(state, t, events, wanted)
                 price = self._step_price(state, dt_ms / max(n, 1))
                 qty = self._draw_qty(spec)
