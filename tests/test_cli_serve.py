@@ -37,6 +37,7 @@ def _free_port() -> int:
         (["--rate", "0"], {}, "--rate='0': must be greater than 0"),
         (["--source", "replay"], {}, "needs --replay-file"),
         (["--binance-ws-url", "http://x"], {}, "must start with ws://"),
+        (["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "nope"], {}, "must be IP addresses or CIDR"),
     ],
 )
 def test_bad_settings_fail_with_one_line(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 
 import aiohttp
@@ -12,7 +13,7 @@ from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
 from tickwire.accesslog import AccessLogger, redact_url
-from tickwire.limits import ConnectionGuard, normalize_origin
+from tickwire.limits import ConnectionGuard, client_address, normalize_origin
 from tickwire.stats import Stats
 
 from .helpers import Client, running_gateway
@@ -118,3 +119,53 @@ def test_access_log_redacts_tokens(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="test.access")
     AccessLogger(logger, "").log(request, aiohttp.web.Response(status=101), 0.01)
     assert "secret.jwt.value" not in caplog.text and "token=REDACTED" in caplog.text
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "header", "expected"),
+    [
+        ("198.51.100.7", None, "198.51.100.7"),  # no proxy, no header
+        ("198.51.100.7", "203.0.113.9", "198.51.100.7"),  # an untrusted peer cannot claim an address
+        ("10.1.2.3", "203.0.113.9", "203.0.113.9"),  # one trusted proxy
+        ("10.1.2.3", "203.0.113.9, 10.9.9.9", "203.0.113.9"),  # two trusted proxies
+        ("10.1.2.3", "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # a forged left part is ignored
+        ("10.1.2.3", "10.5.5.5, 10.6.6.6", "10.5.5.5"),  # only proxies: the farthest one
+        ("10.1.2.3", "not-an-ip, 203.0.113.9", "203.0.113.9"),
+        ("10.1.2.3", "203.0.113.9, garbage", "10.1.2.3"),  # garbage from a proxy: stop at the peer
+        ("10.1.2.3", "2001:db8::1", "2001:db8::1"),
+        ("10.1.2.3", "", "10.1.2.3"),
+    ],
+)
+def test_client_address_trusts_only_hops_added_by_trusted_proxies(
+    peer: str, header: str | None, expected: str
+) -> None:
+    assert client_address(peer, header, PROXIES) == expected
+    assert client_address(peer, header, ()) == peer  # no trusted proxies: the header never counts
+
+
+async def test_per_address_cap_behind_a_trusted_proxy_counts_forwarded_clients() -> None:
+    async with (
+        running_gateway(linger=0.2, max_connections_per_ip=1, trusted_proxies=("127.0.0.1/32",)) as gw,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        url = gw.ws_url  # type: ignore[attr-defined]
+        for client in ("203.0.113.1", "203.0.113.2"):  # two clients behind one proxy address
+            c = await stack.enter_async_context(Client.connect(url, headers={"X-Forwarded-For": client}))
+            assert c.welcome["type"] == "connected"
+        code, _ = await refused_close(url, headers={"X-Forwarded-For": "203.0.113.1"})
+        assert code == 4029
+        assert gw.guard.connections_from("203.0.113.2") == 1
+
+
+async def test_forwarded_header_is_ignored_without_trusted_proxies() -> None:
+    async with (
+        running_gateway(linger=0.2, max_connections_per_ip=1) as gw,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        url = gw.ws_url  # type: ignore[attr-defined]
+        await stack.enter_async_context(Client.connect(url, headers={"X-Forwarded-For": "203.0.113.1"}))
+        code, _ = await refused_close(url, headers={"X-Forwarded-For": "203.0.113.2"})
+        assert code == 4029  # both are 127.0.0.1: a client cannot pick its own address

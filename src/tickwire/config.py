@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Settings:
     max_connections: int = 50_000
     max_connections_per_ip: int = 0
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     protect_stats: bool = False
 
 
@@ -102,6 +104,14 @@ def _non_negative_int(raw: str) -> int:
 def _csv(raw: str) -> tuple[str, ...]:
     """Comma-separated values, blanks dropped."""
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, normalized (``10.0.0.0/8``)."""
+    try:
+        return tuple(str(ipaddress.ip_network(part, strict=False)) for part in _csv(raw))
+    except ValueError:
+        raise ValueError("must be IP addresses or CIDR networks, comma-separated") from None
 
 
 def _bool(raw: str) -> bool:
@@ -202,6 +212,13 @@ OPTIONS: tuple[Option, ...] = (
         aliases=("--allowed-origin",),
     ),
     Option("protect_stats", "stats and metrics need the publish API key", _bool, flag=True),
+    Option(
+        "trusted_proxies",
+        "proxies (IPs/CIDRs) whose X-Forwarded-For names the client for per-address limits and logs",
+        _networks,
+        append=True,
+        aliases=("--trusted-proxy",),
+    ),
 )
 
 

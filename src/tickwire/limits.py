@@ -15,15 +15,18 @@ Every refusal is counted in ``Stats.rejected_connections`` by reason (the
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import CloseCode
 from .stats import Stats
 
 
-__all__ = ["ConnectionGuard", "Rejection", "normalize_origin"]
+__all__ = ["ConnectionGuard", "Network", "Rejection", "client_address", "normalize_origin"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,37 @@ class Rejection:
     message: str
     close_code: int | None = None
     http_status: int | None = None
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: ``peer``, unless ``peer`` is a trusted proxy.
+
+    Behind trusted proxies, ``X-Forwarded-For`` is read from the right (each
+    proxy appends the address it saw) and the first hop that is not itself a
+    trusted proxy is the client. A client can put anything at the left of the
+    header, which is why only hops appended by trusted proxies count, and a
+    hop that is not an IP address ends the walk at the last trusted one.
+    """
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    client = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return client
+        client = hop
+        if not _trusted(hop, trusted):
+            return hop
+    return client
 
 
 def normalize_origin(origin: str) -> str:

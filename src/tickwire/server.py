@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+import ipaddress
 import logging
 import secrets
 import signal
@@ -32,7 +33,7 @@ from .config import Settings
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .hub import Hub
 from .ingest import Ingest
-from .limits import ConnectionGuard, Rejection
+from .limits import ConnectionGuard, Rejection, client_address
 from .metrics import CONTENT_TYPE, Metrics
 from .protocol import encode_connected, encode_error
 from .publish import ApiKeys, PublishApi
@@ -135,6 +136,7 @@ class Gateway:
             allowed_origins=settings.allowed_origins,
             stats=self.stats,
         )
+        self.trusted_proxies = tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies)
         self.bus: Bus = bus if bus is not None else make_bus(settings)
         self.hub = Hub(
             self.bus,
@@ -245,17 +247,19 @@ class Gateway:
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
         """Admission first (limits.py: Origin, total cap, per-address cap), then the connection."""
-        address = request.remote or ""
+        address = client_address(
+            request.remote or "", request.headers.get("X-Forwarded-For"), self.trusted_proxies
+        )
         rejection = self.guard.admit(address, request.headers.get("Origin"))
         if rejection is not None:
             return await self._refuse(request, rejection)
         try:
-            return await self._connection(request)
+            return await self._connection(request, address)
         finally:
             self.guard.release(address)
 
     async def _refuse(self, request: web.Request, rejection: Rejection) -> web.StreamResponse:
-        logger.debug("refused %s: %s", request.remote, rejection.reason)
+        logger.debug("refused %s: %s", request.remote, rejection.reason)  # the socket's peer
         if rejection.close_code is None:
             raise web.HTTPServiceUnavailable(text=rejection.message, headers={"Retry-After": "5"})
         ws = web.WebSocketResponse()
@@ -276,7 +280,7 @@ class Gateway:
         except ProtocolError as exc:
             return None, exc
 
-    async def _connection(self, request: web.Request) -> web.StreamResponse:
+    async def _connection(self, request: web.Request, address: str) -> web.StreamResponse:
         s = self.settings
         ws = _WebSocket(
             heartbeat=s.ping_interval,
@@ -304,7 +308,7 @@ class Gateway:
         self.stats.connections_current += 1
         self.stats.connections_opened += 1
         user = identity.user if identity is not None else None
-        logger.info("connect %s from %s user=%s", session.client_id, request.remote, user)
+        logger.info("connect %s from %s user=%s", session.client_id, address, user)
         ws.on_too_big = lambda: self._too_big(session)
         session.send(encode_connected(session.client_id, wall_ms(), user=user))
         if token_error is not None:
