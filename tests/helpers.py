@@ -6,18 +6,23 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
+from tickwire.channels import Channel
 from tickwire.config import Settings, replace
+from tickwire.protocol import encode_publication
+from tickwire.publications import Publication
 from tickwire.server import Gateway
 from tickwire.sources.base import Source
 
 
-__all__ = ["TIMEOUT", "Client", "running_gateway"]
+__all__ = ["TIMEOUT", "Client", "publish_now", "running_gateway"]
 
 TIMEOUT = 5.0 * float(os.environ.get("TICKWIRE_TESTS_TIMEOUT_FACTOR", "1"))
 """Default wait for one expected message; scale with TICKWIRE_TESTS_TIMEOUT_FACTOR."""
@@ -43,6 +48,18 @@ async def running_gateway(
         yield gateway
     finally:
         await runner.cleanup()
+
+
+def publish_now(gateway: Gateway, channel: Channel, data: msgspec.Raw) -> int:
+    """Publish like the publish API, synchronously and with the ingest's own seq counter.
+
+    For single-node tests that steer seqs exactly (``gateway.ingest.next_seq`` makes a gap);
+    production code publishes through ``await gateway.ingest.publish(...)``.
+    """
+    seq = gateway.ingest.next_seq(channel.name)
+    payload = encode_publication(channel.message_type, channel.name, seq, data, symbol=channel.symbol)
+    gateway.bus.publish(Publication(channel.name, seq, payload, True, time.time_ns() // 1_000_000))
+    return seq
 
 
 class Client:

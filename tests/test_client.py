@@ -20,7 +20,7 @@ from tickwire.config import Settings, replace
 from tickwire.errors import ErrorCode, ProtocolError
 from tickwire.server import Gateway
 
-from .helpers import TIMEOUT
+from .helpers import TIMEOUT, publish_now
 
 
 async def next_of(
@@ -120,12 +120,12 @@ async def test_signal_and_gap_marker(gateway: Gateway) -> None:
     channel = parse_channel("signals:BTCUSDT")
     async with client.connect(gateway.ws_url) as feed:  # type: ignore[attr-defined]
         await feed.subscribe(channel.name)
-        gateway.ingest.publish_data(channel, msgspec.Raw(b'{"side":"long","score":0.9}'))
+        publish_now(gateway, channel, msgspec.Raw(b'{"side":"long","score":0.9}'))
         first = await next_of(feed, client.Signal)
         assert first.data == {"side": "long", "score": 0.9} and first.symbol == "BTCUSDT"
         gateway.ingest.next_seq(channel.name)  # a message this client never sees
         gateway.ingest.next_seq(channel.name)
-        gateway.ingest.publish_data(channel, msgspec.Raw(b'{"n":4}'))
+        publish_now(gateway, channel, msgspec.Raw(b'{"n":4}'))
         gap = await next_of(feed, (client.Gap, client.Signal))
         assert isinstance(gap, client.Gap)
         assert (gap.channel, gap.after, gap.seq, gap.missed) == (channel.name, first.seq, first.seq + 3, 2)

@@ -16,6 +16,8 @@ import pytest
 from tickwire.channels import parse_channel
 from tickwire.server import Gateway
 
+from .helpers import publish_now
+
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +111,7 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     # feed data is text, never markup
     channel = parse_channel("signals:BTCUSDT")
     evil = b'{"note":"<img src=x onerror=\\"window.__pwned=1\\"><b>bold</b>"}'
-    gateway.ingest.publish_data(channel, msgspec.Raw(evil))
+    publish_now(gateway, channel, msgspec.Raw(evil))
     await page.wait_for_function(
         "document.getElementById('log').textContent.includes('<img src=x')", timeout=WAIT_MS
     )

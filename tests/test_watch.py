@@ -14,6 +14,8 @@ from tickwire.channels import parse_channel
 from tickwire.server import Gateway
 from tickwire.tools.watch import Board, render, sparkline
 
+from .helpers import publish_now
+
 
 async def run_cli(*argv: str) -> int:
     """cli.main in a thread: it runs its own event loop, the gateway runs on this one."""
@@ -121,9 +123,9 @@ async def test_probe_counts_gaps(gateway: Gateway, capsys: pytest.CaptureFixture
 
     async def publish() -> None:
         await asyncio.sleep(0.5)
-        gateway.ingest.publish_data(channel, msgspec.Raw(b'{"a":1}'))
+        publish_now(gateway, channel, msgspec.Raw(b'{"a":1}'))
         gateway.ingest.next_seq(channel.name)
-        gateway.ingest.publish_data(channel, msgspec.Raw(b'{"a":2}'))
+        publish_now(gateway, channel, msgspec.Raw(b'{"a":2}'))
 
     task = asyncio.get_running_loop().create_task(publish())
     code = await run_cli("probe", channel.name, "--url", url, "--duration", "1.2")

@@ -123,15 +123,3 @@ class Ingest:
             return encode_publication(kind, name, seq, data, symbol=symbol)
 
         return await self._bus.publish_data(name, encode, event_time=self._clock_ms())
-
-    def publish_data(self, channel: Channel, data: msgspec.Raw) -> int:
-        """Publish a message of the publish API; returns its seq.
-
-        Single node (memory bus) only: the seq is this process's. Prefer
-        :meth:`publish`, which works on every bus and role.
-        """
-        seq = self.next_seq(channel.name)
-        symbol = channel.symbol if channel.symbol is not None else None
-        payload = encode_publication(channel.message_type, channel.name, seq, data, symbol=symbol)
-        self._bus.publish(Publication(channel.name, seq, payload, True, self._clock_ms()))
-        return seq
