@@ -231,22 +231,43 @@ def log(text: str) -> None:
 # -- workloads ---------------------------------------------------------------------
 
 
-def w1(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
-    """1,000 clients on one hot channel, ~200-byte messages, rate ramp to saturation."""
-    spread = kind.endswith("-1f")
-    server = Server(kind.removesuffix("-1f"))
+def _ramp_workload(
+    server: Server,
+    workers: Workers,
+    scale: Scale,
+    specs: list[list[str]],
+    rates: tuple[int, ...],
+    *,
+    channels: int,
+    subs_per_msg: float,
+    sample_every: int,
+    spread: bool = False,
+) -> dict[str, Any]:
+    """Connect ``specs``, ramp the feed over ``rates``, stop everything: W1 and W2."""
     try:
-        specs = [["trades:S000USDT"]] * scale.w1_clients
-        n = workers.connect(server.url, specs, sample_every=10)
+        t0 = time.monotonic()
+        n = workers.connect(server.url, specs, sample_every=sample_every)
+        log(f"    {server.kind:10s} {n} clients connected in {time.monotonic() - t0:.1f} s")
         out = ramp(
-            server, workers, scale, scale.w1_rates, channels=1, subs_per_msg=n, spread=spread,
-            reconnect=lambda: workers.connect(server.url, specs, sample_every=10),
+            server, workers, scale, rates, channels=channels, subs_per_msg=subs_per_msg or n, spread=spread,
+            reconnect=lambda: workers.connect(server.url, specs, sample_every=sample_every),
         )  # fmt: skip
         out["clients"] = n
         return out
     finally:
         workers.close()
         server.stop()
+
+
+def w1(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
+    """1,000 clients on one hot channel, ~200-byte messages, rate ramp to saturation."""
+    specs = [["trades:S000USDT"]] * scale.w1_clients
+    server = Server(kind.removesuffix("-1f"))
+    # subs_per_msg=0: every connected client gets every message
+    return _ramp_workload(
+        server, workers, scale, specs, scale.w1_rates, channels=1, subs_per_msg=0, sample_every=10,
+        spread=kind.endswith("-1f"),
+    )  # fmt: skip
 
 
 def w2_specs(scale: Scale) -> list[list[str]]:
@@ -267,20 +288,10 @@ def w2(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     """10,000 clients over 200 channels with skewed popularity, 5-20 channels each."""
     specs = w2_specs(scale)
     subs_per_msg = sum(len(s) for s in specs) / scale.w2_channels
-    server = Server(kind)
-    try:
-        t0 = time.monotonic()
-        n = workers.connect(server.url, specs, sample_every=20)
-        log(f"    {kind:10s} {n} clients connected in {time.monotonic() - t0:.1f} s")
-        out = ramp(
-            server, workers, scale, scale.w2_rates, channels=scale.w2_channels, subs_per_msg=subs_per_msg,
-            reconnect=lambda: workers.connect(server.url, specs, sample_every=20),
-        )  # fmt: skip
-        out["clients"] = n
-        return out
-    finally:
-        workers.close()
-        server.stop()
+    return _ramp_workload(
+        Server(kind), workers, scale, specs, scale.w2_rates, channels=scale.w2_channels,
+        subs_per_msg=subs_per_msg, sample_every=20,
+    )  # fmt: skip
 
 
 def w3(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
