@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tickwire.channels import Channel
 from tickwire.events import Event
-from tickwire.sources.base import SourceSink
+from tickwire.sources.base import SourceHealth, SourceKind, SourceSink
 
 from .feed import Feed
 
@@ -21,6 +21,7 @@ __all__ = ["BenchSource"]
 
 class BenchSource:
     name = "bench"
+    kind = SourceKind.LIVE
 
     def __init__(self, make_event: Callable[[int, int], Event]) -> None:
         self._make_event = make_event
@@ -50,5 +51,8 @@ class BenchSource:
     def streams(self) -> list[str]:
         return sorted(self._open)
 
-    def health(self) -> dict[str, object]:
-        return {"source": self.name, "live": True}
+    def known_symbols(self) -> list[str] | None:
+        return None
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(source=self.name, live=True)

@@ -10,10 +10,10 @@ import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tickwire.auth import MAX_TOKEN_LENGTH, Identity, Verifier
 from tickwire.config import Settings, replace
 from tickwire.errors import ConfigError, ErrorCode, ProtocolError
 from tickwire.protocol import Auth, parse_client
+from tickwire.server.auth import MAX_TOKEN_LENGTH, Identity, Verifier
 
 from .tokens import SECRET, b64url, claims, ec_keys, hs_token, none_token, rsa_keys, signed_hmac
 

@@ -11,13 +11,13 @@ import asyncio
 import json
 from typing import Any
 
-from tickwire.auth import Identity
 from tickwire.bus.memory import MemoryBus
 from tickwire.channels import Channel
 from tickwire.errors import ErrorCode, ProtocolError
 from tickwire.hub import Hub
 from tickwire.protocol import encode_publication
 from tickwire.publications import Publication
+from tickwire.server.auth import Identity
 from tickwire.session import Limits, Session
 from tickwire.stats import Stats
 

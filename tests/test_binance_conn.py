@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from tickwire.errors import UpstreamError
-from tickwire.sources._binance_conn import connect_url, process_exception
+from tickwire.sources.binance.connection import connect_url, process_exception
 
 
 def test_connect_url_carries_every_stream_that_fits() -> None:

@@ -13,7 +13,7 @@ from tickwire.backoff import ConnectBudget, backoff
 from tickwire.channels import parse_channel
 from tickwire.errors import UpstreamError
 from tickwire.events import Depth, Kline, Ticker, Trade
-from tickwire.sources.binance_parse import (
+from tickwire.sources.binance.parse import (
     DataFrame,
     Normalizer,
     Reply,

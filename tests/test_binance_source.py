@@ -284,7 +284,7 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
 
 def test_settings_pick_the_urls_and_rotation() -> None:
     from tickwire.config import Settings, replace
-    from tickwire.server import make_source
+    from tickwire.sources import make_source
     from tickwire.sources.binance import BinanceSource
 
     settings = replace(
@@ -298,4 +298,4 @@ def test_settings_pick_the_urls_and_rotation() -> None:
         "http://127.0.0.1:9",
         60.0,
     )
-    assert source.health()["live"] is True and source.streams() == [] and source.known_symbols() is None
+    assert source.health().live is True and source.streams() == [] and source.known_symbols() is None

@@ -22,7 +22,7 @@ import pytest
 from tickwire.channels import Channel
 from tickwire.publications import Publication
 from tickwire.server import Gateway
-from tickwire.sources.base import SourceSink
+from tickwire.sources.base import SourceHealth, SourceKind, SourceSink
 
 from .helpers import TIMEOUT, Client, running_gateway
 
@@ -31,6 +31,7 @@ class QuietSource:
     """A source that lists every symbol and sends nothing: the test publishes."""
 
     name = "simulated"
+    kind = SourceKind.SIMULATED
 
     def __init__(self) -> None:
         self.sink: SourceSink | None = None
@@ -53,8 +54,11 @@ class QuietSource:
     def streams(self) -> list[str]:
         return []
 
-    def health(self) -> dict[str, object]:
-        return {"source": self.name, "live": True}
+    def known_symbols(self) -> list[str] | None:
+        return None
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(source=self.name, live=True)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-from tickwire.accesslog import AccessLogger, redact_url
-from tickwire.limits import ConnectionGuard, client_address, normalize_origin
+from tickwire.server.accesslog import AccessLogger, redact_url
+from tickwire.server.admission import ConnectionGuard, client_address, normalize_origin
 from tickwire.stats import Stats
 
 from .helpers import Client, running_gateway

@@ -7,10 +7,13 @@ import time
 from typing import Any
 
 import aiohttp
+import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickwire.bus import BusHealth
 from tickwire.publications import Publication
 from tickwire.server import Gateway
+from tickwire.sources import SourceHealth
 from tickwire.sources.simulated import SimulatedSource
 
 from .helpers import Client, running_gateway
@@ -171,21 +174,20 @@ class _CountingSource(SimulatedSource):
         self.counters: dict[str, object] = {
             "connections": 2,
             "reconnects": 5,
-            "staleStreams": 1,
-            "restCalls": 7,
-            "restRateLimited": 3,
+            "stale_streams": ["a@trade"],
+            "rest_calls": 7,
+            "rest_limited": 3,
         }
 
-    def health(self) -> dict[str, object]:
-        return {**super().health(), **self.counters}
+    def health(self) -> SourceHealth:
+        return msgspec.structs.replace(super().health(), **self.counters)
 
 
 async def test_upstream_metrics_read_source_health() -> None:
     source = _CountingSource(seed=1)
     async with running_gateway(source=source) as gw:
         samples = await scrape(gw)
-        source.counters = {"reconnects": 6, "connections": True, "staleStreams": ["a@trade", "b@trade"]}
-        source.counters["restLimited"] = 4  # the Binance source's first spelling
+        source.counters = {"reconnects": 6, "stale_streams": ["a@trade", "b@trade"], "rest_limited": 4}
         later = await scrape(gw)
     assert value(samples, "tickwire_upstream_up", source="simulated") == 1
     assert value(samples, "tickwire_upstream_connections", source="simulated") == 2
@@ -194,7 +196,7 @@ async def test_upstream_metrics_read_source_health() -> None:
     assert value(samples, "tickwire_upstream_rest_requests_total", source="simulated") == 7
     assert value(samples, "tickwire_upstream_rest_rate_limited_total", source="simulated") == 3
     assert value(later, "tickwire_upstream_reconnects_total", source="simulated") == 6
-    assert value(later, "tickwire_upstream_connections", source="simulated") == 0  # a bool is not a count
+    assert value(later, "tickwire_upstream_connections", source="simulated") == 0  # not given: 0
     assert value(later, "tickwire_upstream_stale_streams", source="simulated") == 2
     assert value(later, "tickwire_upstream_rest_rate_limited_total", source="simulated") == 4
     assert value(later, "tickwire_upstream_rest_requests_total", source="simulated") == 0  # missing: 0
@@ -202,7 +204,7 @@ async def test_upstream_metrics_read_source_health() -> None:
 
 async def test_bus_state_follows_bus_health(gateway: Gateway) -> None:
     assert value(await scrape(gateway), "tickwire_bus_up", bus="memory") == 1
-    gateway.bus.health = lambda: {"kind": "memory", "connected": False, "reconnects": 4}  # type: ignore[method-assign]
+    gateway.bus.health = lambda: BusHealth(kind="memory", connected=False, reconnects=4)  # type: ignore[method-assign]
     samples = await scrape(gateway)
     assert value(samples, "tickwire_bus_up", bus="memory") == 0
     assert value(samples, "tickwire_bus_reconnects_total", bus="memory") == 4

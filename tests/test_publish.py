@@ -13,8 +13,8 @@ import pytest
 
 from tickwire.config import Settings, add_options, replace, settings_from
 from tickwire.errors import ConfigError
-from tickwire.publish import ApiKeys
 from tickwire.server import Gateway
+from tickwire.server.publish import ApiKeys
 
 from .helpers import Client, running_gateway
 from .tokens import API_KEY

@@ -14,6 +14,7 @@ from tickwire.bus.base import Bus
 from tickwire.bus.memory import MemoryBus
 from tickwire.bus.redis import RedisBus, decode_message, encode_publication, encode_status
 from tickwire.publications import ChannelStatus, Publication
+from tickwire.sources import SourceHealth
 
 from .redis_server import FACTOR, RedisServer
 
@@ -40,6 +41,12 @@ class FakeIngest:
 
     def resume_seq(self, channel: str, seq: int) -> None:
         self.resumed[channel] = seq
+
+    def upstream_health(self) -> SourceHealth:
+        return SourceHealth(source="fake", live=True, stream_names=sorted(self.demand))
+
+    def known_symbols(self) -> list[str] | None:
+        return ["BTCUSDT"]
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
@@ -203,8 +210,8 @@ async def test_two_nodes_leases_and_snapshot_from_redis(redis_server: RedisServe
             assert (await late.last("price:BTCUSDT"))[0] == pub("price:BTCUSDT", 1)
         finally:
             await late.close()
-        await until(lambda: (gateway_bus.health()["clusterDemand"] or 0) >= 1, what="cluster demand stats")
-        assert gateway_bus.health()["nodeDemand"] == 1
+        await until(lambda: (gateway_bus.health().cluster_demand or 0) >= 1, what="cluster demand stats")
+        assert gateway_bus.health().node_demand == 1
         # the seq guard: a publication at or below the stored seq is refused; the ingest skips ahead
         ingest_bus.publish(pub("price:BTCUSDT", 1))
         await until(
@@ -271,7 +278,7 @@ async def test_redis_restart_goes_stale_then_live_and_resubscribes(redis_server:
         await until(lambda: len(hub.pubs) == 1, what="first")
         redis_server.stop()
         await until(lambda: not gateway.connected, what="gateway notices")
-        assert gateway.health()["connected"] is False
+        assert gateway.health().connected is False
         assert [(s.live, s.reason) for s in hub.statuses] == [(False, "bus disconnected")]
         assert (await gateway.last("price:BTCUSDT"))[1].live is False  # type: ignore[union-attr]
         redis_server.start()

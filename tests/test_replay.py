@@ -13,9 +13,9 @@ import aiohttp
 
 from tickwire.cli import main
 from tickwire.config import Settings, replace
-from tickwire.record import record
-from tickwire.server import make_source
+from tickwire.sources import make_source
 from tickwire.sources.replay import Capture, ReplaySource, read_capture
+from tickwire.tools.record import record
 
 from .fake_binance import FakeBinance, Recorder, fast_source, wait_for
 from .helpers import Client, running_gateway
@@ -130,5 +130,5 @@ async def test_serve_settings_make_a_looping_replay() -> None:
     async with running_gateway(source=source) as gw, Client.connect(gw.ws_url) as client:
         await client.subscribe("trades:BTCUSDT")
         await wait_for(lambda: source.passes >= 2, timeout=5)
-        assert source.health()["source"] == "replay" and not source.finished
+        assert source.health().source == "replay" and not source.finished
         del gw

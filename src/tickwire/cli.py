@@ -19,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
     add_options(serve)
-    from .record import add_arguments as add_record_arguments
+    from .tools.record import add_arguments as add_record_arguments
 
     record = commands.add_parser("record", help="write raw upstream frames to a capture file (for replay)")
     add_options(record)
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         secrets=logs.settings_secrets(settings),
     )
     if args.command == "record":
-        from .record import run_record
+        from .tools.record import run_record
 
         try:
             return run_record(settings, args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .sources import SOURCE_NAMES
 
 
 __all__ = ["OPTIONS", "Option", "Settings", "add_options", "settings_from", "settings_table"]
@@ -157,7 +158,7 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "TCP port for WebSocket and HTTP", _port),
-    Option("source", "upstream market data", choices=("simulated", "binance", "replay")),
+    Option("source", "upstream market data", choices=SOURCE_NAMES),
     Option("seed", "random seed of the simulated market", int),
     Option("linger", "seconds an upstream stream stays open after its last subscriber left", _non_negative),
     Option(

@@ -19,7 +19,7 @@ from .channels import Channel, parse_channel
 from .events import Event, Kline, Trade, channels_of
 from .protocol import encode_event, encode_publication
 from .publications import ChannelStatus, Publication
-from .sources.base import Source
+from .sources.base import Source, SourceHealth
 
 
 __all__ = ["Ingest"]
@@ -95,6 +95,13 @@ class Ingest:
         """Continue ``channel`` after ``seq``: a new leader never repeats a seq (Redis bus)."""
         if seq > self._seq.get(channel, 0):
             self._seq[channel] = seq
+
+    def upstream_health(self) -> SourceHealth:
+        """The source's health with its stream names, as a leading ingest shares it (Redis bus)."""
+        return msgspec.structs.replace(self.source.health(), stream_names=self.source.streams())
+
+    def known_symbols(self) -> list[str] | None:
+        return self.source.known_symbols()
 
     def on_event(self, event: Event) -> None:
         final = isinstance(event, Trade) or (isinstance(event, Kline) and event.final)

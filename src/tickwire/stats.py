@@ -18,12 +18,12 @@ Methods other modules call (each is one or two integer additions):
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 
 from .channels import Kind
+from .clock import wall_ms
 from .errors import ErrorCode
 from .publications import Publication
 
@@ -34,10 +34,6 @@ LATENCY_BUCKETS_MS: tuple[int, ...] = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000,
 """Upper bounds (ms, inclusive) of the latency histogram; one more bucket is +Inf."""
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class Stats:
     """Counters for one node.
 
@@ -45,7 +41,7 @@ class Stats:
         clock_ms: wall clock in ms epoch, the clock of ``Publication.event_time``.
     """
 
-    def __init__(self, *, clock_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, *, clock_ms: Callable[[], int] = wall_ms) -> None:
         self._clock_ms = clock_ms
         self.connections_current = 0
         self.connections_opened = 0

@@ -10,10 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
+
+from ..health import SourceHealth
 from ..publications import ChannelStatus, Publication
 
 
-__all__ = ["Bus", "BusListener", "BusUnavailable", "DemandListener"]
+__all__ = ["Bus", "BusHealth", "BusListener", "BusUnavailable", "DemandListener", "UpstreamView"]
+
+
+class BusHealth(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A bus's state for ``/health`` and ``/metrics``; buses add fields in a subclass."""
+
+    kind: str
+    connected: bool
+    reconnects: int = 0  # since start
 
 
 class BusUnavailable(RuntimeError):
@@ -35,6 +46,24 @@ class DemandListener(Protocol):
 
     def resume_seq(self, channel: str, seq: int) -> None:
         """Continue ``channel`` after ``seq`` (a new leader takes over a channel)."""
+
+    def upstream_health(self) -> SourceHealth:
+        """The upstream's health, which a leading ingest shares with the cluster."""
+
+    def known_symbols(self) -> list[str] | None:
+        """The upstream's symbols, which a leading ingest shares for validation."""
+
+
+class UpstreamView(Protocol):
+    """What a bus spanning nodes knows of the upstream another node holds (``--role gateway``)."""
+
+    connected: bool
+
+    def leader_health(self) -> SourceHealth | None:
+        """The leading ingest's upstream health, or None while there is no leader."""
+
+    async def known_symbol(self, symbol: str) -> bool | None:
+        """Whether the leader's upstream lists ``symbol``; None when no list is published."""
 
 
 class Bus(Protocol):
@@ -77,4 +106,7 @@ class Bus(Protocol):
             BusUnavailable: the bus is down; nothing was published.
         """
 
-    def health(self) -> dict[str, object]: ...
+    def upstream_view(self) -> UpstreamView | None:
+        """The view of a remote upstream, for buses that span nodes (None: one node)."""
+
+    def health(self) -> BusHealth: ...

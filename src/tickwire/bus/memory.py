@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..publications import ChannelStatus, Publication
-from .base import BusListener, DemandListener
+from .base import BusHealth, BusListener, DemandListener
 
 
 __all__ = ["MemoryBus"]
@@ -71,5 +71,8 @@ class MemoryBus:
     def cached(self) -> int:
         return len(self._last)
 
-    def health(self) -> dict[str, object]:
-        return {"kind": self.name, "connected": True}
+    def upstream_view(self) -> None:
+        return None  # one node: the upstream is this node's own source
+
+    def health(self) -> BusHealth:
+        return BusHealth(kind=self.name, connected=True)

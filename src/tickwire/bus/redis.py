@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -45,6 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.backoff import NoBackoff
@@ -52,7 +52,8 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from ..backoff import backoff
-from ..leader import LeaderLock
+from ..clock import wall_ms
+from ..health import SourceHealth
 from ..publications import ChannelStatus, Publication
 from ._redis_wire import (
     PUBLISH,
@@ -67,7 +68,8 @@ from ._redis_wire import (
     encode_status,
     split_template,
 )
-from .base import BusListener, BusUnavailable, DemandListener
+from .base import BusHealth, BusListener, BusUnavailable, DemandListener
+from .leader import LeaderLock
 
 
 __all__ = ["RedisBus", "decode_message", "encode_publication", "encode_status", "node_id"]
@@ -86,8 +88,34 @@ def node_id() -> str:
     return f"{host}-{os.getpid()}-{random.randbytes(3).hex()}"
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+class IngestInfo(msgspec.Struct, kw_only=True, rename="camel"):
+    """What the leading ingest writes to Redis every reconcile step (expires with it)."""
+
+    node: str
+    upstream: SourceHealth | None
+    cluster_demand: int
+    demand_by_node: dict[str, int]
+    time: int
+
+
+def _decode_info(raw: bytes) -> IngestInfo | None:
+    try:
+        return msgspec.json.decode(raw, type=IngestInfo)
+    except msgspec.ValidationError:  # written by another version: no leader info until it is rewritten
+        return None
+
+
+class RedisHealth(BusHealth, kw_only=True):
+    node: str
+    leader: bool | None  # this node leads the upstream (None: it cannot lead)
+    node_demand: int
+    cluster_demand: int | None
+    demand_by_node: dict[str, int] | None
+    ingest_leader: str | None
+    published: int
+    pending_publications: int
+    dropped_publications: int
+    refused_publications: int
 
 
 class RedisBus:
@@ -102,7 +130,6 @@ class RedisBus:
         lock_ttl: seconds the leader lock lives without renewal; a standby takes over
             within ``lock_ttl + reconcile_interval``.
         reconcile_interval: seconds between the leader's demand scans and lock steps.
-        linger_hint: not used by the bus; the ingest's linger applies after the last lease.
         max_pending: publications queued while Redis is slow or down; the oldest are dropped.
         subscribe_timeout: seconds a new subscriber waits for the channel's SUBSCRIBE.
     """
@@ -122,7 +149,7 @@ class RedisBus:
         max_pending: int = 10_000,
         subscribe_timeout: float = 2.0,
         node: str | None = None,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = wall_ms,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -161,7 +188,7 @@ class RedisBus:
         self._wake_leases = asyncio.Event()
         self.connected = False
         self._was_connected = False
-        self._ingest_info: dict[str, Any] | None = None
+        self._ingest_info: IngestInfo | None = None
         # ingest side
         self._outbox: deque[Publication | ChannelStatus | str] = deque()
         self._max_pending = max_pending
@@ -172,8 +199,6 @@ class RedisBus:
         self._announced: set[str] = set()
         self._demand_by_node: dict[str, int] = {}
         self._cluster_demand = 0
-        self.symbols: Callable[[], list[str] | None] | None = None
-        self.ingest_health: Callable[[], dict[str, object]] | None = None
         # counters
         self.reconnects = 0
         self.published = 0
@@ -437,7 +462,7 @@ class RedisBus:
             results = await pipe.execute()
         if full:
             raw = results[-1]
-            self._ingest_info = json.loads(raw) if raw else None
+            self._ingest_info = _decode_info(raw) if raw else None
 
     # -- ingest side: demand in, data out -------------------------------------------
 
@@ -598,17 +623,17 @@ class RedisBus:
 
     async def _write_ingest_info(self) -> None:
         ttl_ms = int(self._reconcile_interval * 3000)
-        health = self.ingest_health() if self.ingest_health is not None else {}
-        info = {
-            "node": self.node,
-            "upstream": health,
-            "clusterDemand": self._cluster_demand,
-            "demandByNode": self._demand_by_node,
-            "time": self._clock_ms(),
-        }
-        symbols = self.symbols() if self.symbols is not None else None
+        ingest = self._ingest
+        info = IngestInfo(
+            node=self.node,
+            upstream=ingest.upstream_health() if ingest is not None else None,
+            cluster_demand=self._cluster_demand,
+            demand_by_node=self._demand_by_node,
+            time=self._clock_ms(),
+        )
+        symbols = ingest.known_symbols() if ingest is not None else None
         async with self._redis.pipeline(transaction=True) as pipe:
-            await pipe.set(self._keys.ingest, json.dumps(info), px=ttl_ms)
+            await pipe.set(self._keys.ingest, msgspec.json.encode(info), px=ttl_ms)
             if symbols:
                 await pipe.delete(self._keys.symbols)
                 await pipe.sadd(self._keys.symbols, *symbols)
@@ -616,12 +641,17 @@ class RedisBus:
             await pipe.execute()
         self._ingest_info = info
 
-    # -- queries for gateways ----------------------------------------------------------
+    # -- queries for gateways (the UpstreamView of a ``--role gateway`` process) --------
 
-    @property
-    def ingest_info(self) -> dict[str, Any] | None:
-        """The leading ingest's last summary (its health and the cluster demand), if any."""
-        return self._ingest_info
+    def upstream_view(self) -> RedisBus:
+        return self
+
+    def leader_health(self) -> SourceHealth | None:
+        """The leading ingest's upstream health, named with the leader's node id."""
+        info = self._ingest_info
+        if info is None or info.upstream is None:
+            return None
+        return msgspec.structs.replace(info.upstream, leader=info.node)
 
     async def known_symbol(self, symbol: str) -> bool | None:
         """Whether the leading ingest lists ``symbol``; None when no list is published."""
@@ -634,20 +664,20 @@ class RedisBus:
             return None
         return bool(member) if exists else None
 
-    def health(self) -> dict[str, object]:
-        info = self._ingest_info or {}
-        return {
-            "kind": self.name,
-            "connected": self.connected,
-            "node": self.node,
-            "leader": self.leading if self.can_lead and self._ingest is not None else None,
-            "nodeDemand": len(self._wanted),
-            "clusterDemand": info.get("clusterDemand"),
-            "demandByNode": info.get("demandByNode"),
-            "ingestLeader": info.get("node"),
-            "reconnects": self.reconnects,
-            "published": self.published,
-            "pendingPublications": len(self._outbox),
-            "droppedPublications": self.dropped,
-            "refusedPublications": self.refused,
-        }
+    def health(self) -> RedisHealth:
+        info = self._ingest_info
+        return RedisHealth(
+            kind=self.name,
+            connected=self.connected,
+            node=self.node,
+            leader=self.leading if self.can_lead and self._ingest is not None else None,
+            node_demand=len(self._wanted),
+            cluster_demand=info.cluster_demand if info is not None else None,
+            demand_by_node=info.demand_by_node if info is not None else None,
+            ingest_leader=info.node if info is not None else None,
+            reconnects=self.reconnects,
+            published=self.published,
+            pending_publications=len(self._outbox),
+            dropped_publications=self.dropped,
+            refused_publications=self.refused,
+        )

@@ -8,13 +8,24 @@ upstream is down it reports the channels stale and sends nothing.
 
 from __future__ import annotations
 
-from typing import Protocol
+import enum
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from ..channels import Channel
 from ..events import Event
+from ..health import SourceHealth
 
 
-__all__ = ["Source", "SourceSink"]
+__all__ = ["RecordingSource", "Source", "SourceHealth", "SourceKind", "SourceSink"]
+
+
+class SourceKind(enum.Enum):
+    """What a source's data is: the operator's choice, shown in ``/health`` and metrics."""
+
+    LIVE = "live"  # a real venue's streams (Binance)
+    SIMULATED = "simulated"  # the seeded simulated market: invented, and said so
+    REPLAY = "replay"  # a recorded capture played back
 
 
 class SourceSink(Protocol):
@@ -25,7 +36,9 @@ class SourceSink(Protocol):
 
 class Source(Protocol):
     name: str
-    """``simulated``, ``binance`` or ``replay``: shown in ``/health``."""
+    """The registry name (``simulated``, ``binance``, ``replay``): shown in ``/health``."""
+
+    kind: SourceKind
 
     def attach(self, sink: SourceSink) -> None: ...
 
@@ -43,5 +56,18 @@ class Source(Protocol):
     def streams(self) -> list[str]:
         """Upstream stream names open now (e.g. ``btcusdt@ticker``)."""
 
-    def health(self) -> dict[str, object]:
-        """``{"source": name, "live": bool, ...}`` for ``/health``."""
+    def known_symbols(self) -> list[str] | None:
+        """The symbols the upstream lists, or None while it is not known (no list yet)."""
+
+    def health(self) -> SourceHealth: ...
+
+
+@runtime_checkable
+class RecordingSource(Source, Protocol):
+    """A source whose raw upstream frames can be recorded (``tickwire record``)."""
+
+    raw_hook: Callable[[str, int], None] | None
+    """Called with (frame text, receive ms) for every data frame the source accepted."""
+
+    rest_hook: Callable[[str, bytes, int], None] | None
+    """Called with (stream, body, receive ms) for every REST snapshot the source used."""

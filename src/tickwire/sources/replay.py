@@ -29,8 +29,8 @@ from ..channels import Channel
 from ..config import Settings
 from ..errors import ErrorCode, ProtocolError, UpstreamError
 from ..events import Event
-from .base import SourceSink
-from .binance_parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
+from .base import SourceHealth, SourceKind, SourceSink
+from .binance.parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
 
 
 __all__ = ["Capture", "ReplaySource", "read_capture"]
@@ -83,6 +83,15 @@ def _stream_of_record(record: Capture) -> str | None:
     return None
 
 
+class ReplayHealth(SourceHealth, kw_only=True):
+    replay: str  # the capture's label
+    frames: int
+    position: int
+    passes: int
+    finished: bool
+    bad_frames: int
+
+
 class ReplaySource:
     """Plays a capture through the live parsers.
 
@@ -94,6 +103,7 @@ class ReplaySource:
     """
 
     name = "replay"
+    kind = SourceKind.REPLAY
 
     def __init__(
         self,
@@ -167,18 +177,18 @@ class ReplaySource:
     def known_symbols(self) -> list[str] | None:
         return list(self._symbols)
 
-    def health(self) -> dict[str, object]:
-        return {
-            "source": self.name,
-            "live": True,  # nothing upstream can be down: the capture is the upstream
-            "replay": self._label,
-            "frames": len(self._records),
-            "position": self.position,
-            "passes": self.passes,
-            "finished": self.finished,
-            "badFrames": self.bad_frames,
-            "streams": len(self._open),
-        }
+    def health(self) -> ReplayHealth:
+        return ReplayHealth(
+            source=self.name,
+            live=True,  # nothing upstream can be down: the capture is the upstream
+            replay=self._label,
+            frames=len(self._records),
+            position=self.position,
+            passes=self.passes,
+            finished=self.finished,
+            bad_frames=self.bad_frames,
+            streams=len(self._open),
+        )
 
     async def run(self) -> None:
         await self._wanted.wait()

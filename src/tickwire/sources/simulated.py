@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 
 from ..channels import Channel, Kind
+from ..clock import wall_ms
+from ..config import Settings
 from ..errors import ErrorCode, ProtocolError
 from ..events import Event
-from .base import SourceSink
+from .base import SourceHealth, SourceKind, SourceSink
 from .market import Market
 
 
@@ -29,18 +30,23 @@ _KLINE_EVERY = 10
 
 class SimulatedSource:
     name = "simulated"
+    kind = SourceKind.SIMULATED
 
     def __init__(
         self,
         *,
         seed: int = 42,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._clock_ms = clock_ms
         self.market = Market(random.Random(seed), clock_ms())
         self._open: dict[str, Channel] = {}
         self._sink: SourceSink | None = None
         self._ticks = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SimulatedSource:
+        return cls(seed=settings.seed)
 
     def attach(self, sink: SourceSink) -> None:
         self._sink = sink
@@ -70,8 +76,8 @@ class SimulatedSource:
     def streams(self) -> list[str]:
         return sorted(self._open)
 
-    def health(self) -> dict[str, object]:
-        return {"source": self.name, "simulated": True, "live": True, "streams": len(self._open)}
+    def health(self) -> SourceHealth:
+        return SourceHealth(source=self.name, simulated=True, live=True, streams=len(self._open))
 
     def _current(self, channel: Channel) -> Event | None:
         symbol = channel.symbol

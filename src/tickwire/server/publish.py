@@ -30,12 +30,12 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
-from .bus.base import BusUnavailable
-from .channels import Channel, parse_channel
-from .config import Settings
-from .errors import ConfigError, ErrorCode, ProtocolError
-from .ingest import Ingest
-from .stats import Stats
+from ..bus.base import BusUnavailable
+from ..channels import Channel, parse_channel
+from ..config import Settings
+from ..errors import ConfigError, ErrorCode, ProtocolError
+from ..ingest import Ingest
+from ..stats import Stats
 
 
 __all__ = ["MIN_KEY_LENGTH", "ApiKeys", "PublishApi", "error_response"]

@@ -9,21 +9,11 @@ docs/operations.md.
 
 What is read from other components, at scrape time:
 
-* ``source.health()`` (:data:`UPSTREAM_HEALTH_KEYS`): ``"source"`` (str) and
-  ``"live"`` (bool) are required by the Source protocol; a source fills the
-  optional numeric keys it knows, and a missing key reads as 0:
-
-  - ``"connections"``: upstream connections open now;
-  - ``"reconnects"``: reconnects since start (monotonic; not counting
-    planned rotations);
-  - ``"staleStreams"``: upstream streams the watchdog considers stalled now
-    (a count, or the list of their names);
-  - ``"restCalls"``: REST requests sent since start;
-  - ``"restRateLimited"`` (or ``"restLimited"``): REST answers 429 or 418
-    since start.
-
-* ``bus.health()`` (:data:`BUS_HEALTH_KEYS`): ``"connected"`` (bool) and the
-  optional ``"reconnects"`` (int, since start); the label is ``bus.name``.
+* ``source.health()``, a :class:`~tickwire.health.SourceHealth`: ``live``,
+  ``connections``, ``reconnects``, ``stale_streams``, ``rest_calls`` and
+  ``rest_limited`` (a source without a counter leaves it at 0).
+* ``bus.health()``, a :class:`~tickwire.bus.BusHealth`: ``connected`` and
+  ``reconnects``; the label is ``bus.name``.
 * each session's ``queued`` (frames in its outbox), for the outbox-depth
   histogram; a gauge histogram, since it is a snapshot of all clients now.
 """
@@ -45,27 +35,20 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from . import logs
-from .channels import Kind
-from .errors import CloseCode, ErrorCode
-from .hub import Hub
-from .stats import LATENCY_BUCKETS_MS, Stats
+from .. import logs
+from ..bus import BusHealth
+from ..channels import Kind
+from ..errors import CloseCode, ErrorCode
+from ..health import SourceHealth
+from ..hub import Hub
+from ..stats import LATENCY_BUCKETS_MS, Stats
 
 
-__all__ = ["BUS_HEALTH_KEYS", "CONTENT_TYPE", "OUTBOX_BUCKETS", "UPSTREAM_HEALTH_KEYS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "OUTBOX_BUCKETS", "Metrics"]
 
 logger = logging.getLogger("tickwire.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-UPSTREAM_HEALTH_KEYS: tuple[str, ...] = (
-    "connections",
-    "reconnects",
-    "staleStreams",
-    "restCalls",
-    "restRateLimited",
-)
-BUS_HEALTH_KEYS: tuple[str, ...] = ("connected", "reconnects")
 
 OUTBOX_BUCKETS: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """Upper bounds (frames) of the outbox-depth histogram."""
@@ -85,20 +68,7 @@ class _Queued(Protocol):
 class _BusView(Protocol):
     name: str
 
-    def health(self) -> dict[str, object]: ...
-
-
-_ALIASES = {"restRateLimited": "restLimited"}  # the spelling the Binance source used first
-
-
-def _number(values: Mapping[str, object], key: str) -> float:
-    """``values[key]`` as a number: a count, or the length of a list of names; else 0."""
-    value = values.get(key, values.get(_ALIASES.get(key, ""), 0))
-    if isinstance(value, list | tuple | set | frozenset):
-        return float(len(value))
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    return float(value)
+    def health(self) -> BusHealth: ...
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -118,7 +88,7 @@ class _GatewayCollector(Collector):
         self,
         stats: Stats,
         hub: Hub,
-        upstream: Callable[[], dict[str, object]],
+        upstream: Callable[[], SourceHealth],
         bus: _BusView | None,
         sessions: Callable[[], Iterable[_Queued]] | None,
         connection_limit: int,
@@ -282,8 +252,8 @@ class _GatewayCollector(Collector):
             health = self._upstream()
         except Exception:  # a scrape must not fail because a source did
             logger.exception("source health() failed during a scrape")
-            health = {}
-        label = [str(health.get("source", "unknown"))]
+            health = SourceHealth(source="unknown", live=False)
+        label = [health.source]
 
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, doc, labels=["source"])
@@ -295,29 +265,23 @@ class _GatewayCollector(Collector):
             family.add_metric(label, value)
             return family
 
-        yield gauge(
-            "tickwire_upstream_up", "1 when the upstream feed is live.", 1.0 if health.get("live") else 0.0
-        )
-        yield gauge(
-            "tickwire_upstream_connections", "Upstream connections open now.", _number(health, "connections")
-        )
+        yield gauge("tickwire_upstream_up", "1 when the upstream feed is live.", 1.0 if health.live else 0.0)
+        yield gauge("tickwire_upstream_connections", "Upstream connections open now.", health.connections)
         yield counter(
             "tickwire_upstream_reconnects",
             "Upstream reconnects (not planned rotations).",
-            _number(health, "reconnects"),
+            health.reconnects,
         )
         yield gauge(
             "tickwire_upstream_stale_streams",
             "Upstream streams the watchdog considers stalled now.",
-            _number(health, "staleStreams"),
+            len(health.stale_streams),
         )
-        yield counter(
-            "tickwire_upstream_rest_requests", "REST requests to the upstream.", _number(health, "restCalls")
-        )
+        yield counter("tickwire_upstream_rest_requests", "REST requests to the upstream.", health.rest_calls)
         yield counter(
             "tickwire_upstream_rest_rate_limited",
             "REST answers 429/418 (rate limited) from the upstream.",
-            _number(health, "restRateLimited"),
+            health.rest_limited,
         )
 
     def _bus_metrics(self) -> Iterator[Metric]:
@@ -327,16 +291,16 @@ class _GatewayCollector(Collector):
             health = self._bus.health()
         except Exception:
             logger.exception("bus health() failed during a scrape")
-            health = {}
+            health = BusHealth(kind=self._bus.name, connected=False)
         up = GaugeMetricFamily(
             "tickwire_bus_up", "1 when the bus (memory or Redis) is connected.", labels=["bus"]
         )
-        up.add_metric([self._bus.name], 1.0 if health.get("connected") else 0.0)
+        up.add_metric([self._bus.name], 1.0 if health.connected else 0.0)
         yield up
         reconnects = CounterMetricFamily(
             "tickwire_bus_reconnects", "Bus reconnects since start.", labels=["bus"]
         )
-        reconnects.add_metric([self._bus.name], _number(health, "reconnects"))
+        reconnects.add_metric([self._bus.name], health.reconnects)
         yield reconnects
 
     def _publish(self) -> Iterator[Metric]:
@@ -393,7 +357,7 @@ class Metrics:
         self,
         stats: Stats,
         hub: Hub,
-        upstream: Callable[[], dict[str, object]],
+        upstream: Callable[[], SourceHealth],
         *,
         bus: _BusView | None = None,
         sessions: Callable[[], Iterable[_Queued]] | None = None,

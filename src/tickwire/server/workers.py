@@ -1,9 +1,9 @@
-"""Scale-out wiring: the bus a setting names, a gateway's view of a remote
-upstream, and ``--workers N`` (N gateway processes on one port plus an ingest).
+"""``--workers N``: N gateway processes on one port (SO_REUSEPORT) plus one ingest.
 
-Roles (``--role``): ``all`` holds clients and competes to hold the upstream;
-``gateway`` holds clients only and follows the leading ingest through Redis;
-``ingest`` holds the upstream only and serves ``/health`` and ``/metrics``.
+A plain supervisor: the parent starts the children with the same settings
+(as ``TICKWIRE_*`` variables), forwards SIGINT/SIGTERM to them, and starts a
+child that died again after a short pause. The children share the upstream
+through the Redis bus (docs/multi-node.md).
 """
 
 from __future__ import annotations
@@ -15,102 +15,14 @@ import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, cast
 
-from .bus.base import Bus
-from .bus.memory import MemoryBus
-from .channels import Channel
-from .config import Settings
-from .errors import ConfigError, ErrorCode, ProtocolError
-from .sources.base import SourceSink
+from ..config import OPTIONS, Settings
+from ..errors import ConfigError
 
 
-if TYPE_CHECKING:
-    from .bus.redis import RedisBus
+__all__ = ["run_workers"]
 
-
-__all__ = ["FollowerSource", "as_redis", "make_bus", "run_workers"]
-
-logger = logging.getLogger("tickwire.cluster")
-
-
-def make_bus(settings: Settings) -> Bus:
-    """The memory bus, or the Redis bus when ``--redis-url`` is set (imported lazily)."""
-    if not settings.redis_url:
-        return MemoryBus()
-    try:
-        from .bus.redis import RedisBus
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError("--redis-url needs the redis extra: pip install 'tickwire[redis]'") from exc
-    return RedisBus(
-        settings.redis_url,
-        upstream=settings.source,
-        prefix=settings.redis_prefix,
-        can_lead=settings.role != "gateway",
-    )
-
-
-def as_redis(bus: Bus) -> RedisBus | None:
-    """``bus`` as a :class:`RedisBus`, or None (without importing redis for the memory bus)."""
-    return cast("RedisBus", bus) if bus.name == "redis" else None
-
-
-class FollowerSource:
-    """The upstream as a ``--role gateway`` process sees it: through the leading ingest.
-
-    It opens nothing itself (demand travels as leases); its health is the
-    leader's, read from Redis. Symbols are validated against the list the
-    leader publishes; while no list is published (no leader yet, or a source
-    that does not list its symbols), any well-formed market channel is
-    accepted and an unknown symbol simply stays silent.
-    """
-
-    def __init__(self, bus: RedisBus, name: str) -> None:
-        self._bus = bus
-        self.name = name
-
-    def attach(self, sink: SourceSink) -> None:
-        return None
-
-    async def run(self) -> None:
-        return None
-
-    async def validate(self, channel: Channel) -> None:
-        if channel.symbol is None:
-            return
-        if await self._bus.known_symbol(channel.symbol) is False:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_SYMBOL,
-                f"the {self.name} upstream does not list {channel.symbol}",
-                channel=channel.name,
-            )
-
-    def open(self, channel: Channel) -> None:
-        return None
-
-    def close(self, channel: Channel) -> None:
-        return None
-
-    def streams(self) -> list[str]:
-        info = self._bus.ingest_info or {}
-        upstream = info.get("upstream") or {}
-        streams = upstream.get("streamNames") if isinstance(upstream, dict) else None
-        return list(streams) if isinstance(streams, list) else []
-
-    def health(self) -> dict[str, object]:
-        info = self._bus.ingest_info
-        if info is None:
-            return {"source": self.name, "live": False, "follower": True, "reason": "no ingest leader"}
-        upstream = info.get("upstream")
-        health = dict(upstream) if isinstance(upstream, dict) else {}
-        health.setdefault("source", self.name)
-        health["live"] = bool(health.get("live")) and self._bus.connected
-        health["follower"] = True
-        health["leader"] = info.get("node")
-        return health
-
-
-# -- --workers N ---------------------------------------------------------------------
+logger = logging.getLogger("tickwire.workers")
 
 
 def _free_port(host: str) -> int:
@@ -191,8 +103,6 @@ def run_workers(settings: Settings) -> int:
 
 def _env_of(settings: Settings) -> dict[str, str]:
     """Every setting as its TICKWIRE_* variable, so a child process gets the same ones."""
-    from .config import OPTIONS
-
     env: dict[str, str] = {}
     for opt in OPTIONS:
         value = getattr(settings, opt.field)

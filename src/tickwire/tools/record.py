@@ -21,12 +21,12 @@ from typing import IO
 
 import msgspec
 
-from .channels import parse_channel
-from .config import Settings
-from .errors import ConfigError, ProtocolError
-from .events import Event
-from .sources.binance import BinanceSource
-from .sources.replay import Capture
+from ..channels import parse_channel
+from ..config import Settings
+from ..errors import ConfigError, ProtocolError
+from ..events import Event
+from ..sources import RecordingSource, make_source
+from ..sources.replay import Capture
 
 
 __all__ = ["add_arguments", "record", "run_record"]
@@ -89,6 +89,13 @@ def _channels(raw: Sequence[str]) -> list[str]:
     return out
 
 
+def _recording_source(settings: Settings) -> RecordingSource:
+    source = make_source(settings)
+    if not isinstance(source, RecordingSource):
+        raise ConfigError(f"--source {settings.source}: no venue streams to record (try --source binance)")
+    return source
+
+
 async def record(
     settings: Settings,
     channels: Sequence[str],
@@ -96,7 +103,7 @@ async def record(
     *,
     duration: float | None = None,
     stop: asyncio.Event | None = None,
-    source: BinanceSource | None = None,
+    source: RecordingSource | None = None,
 ) -> int:
     """Record ``channels`` into ``out`` until ``duration`` passes or ``stop`` is set.
 
@@ -107,7 +114,7 @@ async def record(
         ConfigError: a channel is malformed or its symbol is not traded.
     """
     names = _channels(channels)
-    src = source if source is not None else BinanceSource.from_settings(settings)
+    src = source if source is not None else _recording_source(settings)
     src.attach(_Log())
     stop = stop if stop is not None else asyncio.Event()
     with gzip.open(out, "wb") as raw:
@@ -136,8 +143,7 @@ async def record(
 
 def run_record(settings: Settings, args: argparse.Namespace) -> int:
     """``tickwire record``: the exit code."""
-    if settings.source != "binance":
-        raise ConfigError("record needs --source binance")
+    _recording_source(settings)  # a source that cannot be recorded fails before anything connects
     _channels(args.channels)  # bad names fail before anything connects
 
     async def main() -> int:

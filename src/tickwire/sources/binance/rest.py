@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 
-from .binance_parse import DEPTH_LEVELS, stream_kind, symbol_of_stream
+from .parse import DEPTH_LEVELS, stream_kind, symbol_of_stream
 
 
 __all__ = ["RestClient", "snapshot_request"]

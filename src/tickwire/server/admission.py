@@ -20,8 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import CloseCode
-from .stats import Stats
+from ..errors import CloseCode
+from ..stats import Stats
 
 
 __all__ = ["ConnectionGuard", "Network", "Rejection", "client_address", "normalize_origin"]

@@ -49,15 +49,15 @@ from typing import Any
 
 import aiohttp
 
-from ..backoff import ConnectBudget, backoff
-from ..channels import Channel
-from ..config import Settings
-from ..errors import ErrorCode, ProtocolError, UpstreamError
-from ..events import Event
-from ._binance_conn import Connection, process_exception
-from ._binance_rest import RestClient, snapshot_request
-from .base import SourceSink
-from .binance_parse import (
+from ...backoff import ConnectBudget, backoff
+from ...channels import Channel
+from ...clock import wall_ms
+from ...config import Settings
+from ...errors import ErrorCode, ProtocolError, UpstreamError
+from ...events import Event
+from ..base import SourceHealth, SourceKind, SourceSink
+from .connection import Connection, process_exception
+from .parse import (
     DataFrame,
     Normalizer,
     Reply,
@@ -67,15 +67,23 @@ from .binance_parse import (
     stream_kind,
     stream_of,
 )
+from .rest import RestClient, snapshot_request
 
 
-__all__ = ["BinanceSource", "process_exception"]
+__all__ = ["BinanceHealth", "BinanceSource", "process_exception"]
 
 logger = logging.getLogger("tickwire.upstream.binance")
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+class BinanceHealth(SourceHealth, kw_only=True):
+    active_streams: int
+    connects: int
+    rotations: int
+    garbage_frames: int
+    duplicates_dropped: int
+    refused_subscriptions: int
+    rest_blocked_seconds: float
+    symbols: int | None  # symbols listed by exchangeInfo; None before the first answer
 
 
 class BinanceSource:
@@ -101,6 +109,7 @@ class BinanceSource:
     """
 
     name = "binance"
+    kind = SourceKind.LIVE
 
     # -- venue facts (see the module docstring for sources) --
     MAX_STREAMS_PER_CONNECTION = 1024
@@ -144,7 +153,7 @@ class BinanceSource:
         snapshot_wait: float = 10.0,
         rest_timeout: float = 10.0,
         rng: random.Random | None = None,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.ws_url = ws_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
@@ -305,25 +314,25 @@ class BinanceSource:
         """REST requests answered 429 or 418."""
         return self._rest.limited
 
-    def health(self) -> dict[str, object]:
-        return {
-            "source": self.name,
-            "live": not self._stale,
-            "streams": len(self._channels),
-            "activeStreams": len(self.streams()),
-            "staleStreams": sorted(self._stale),
-            "connections": sum(1 for c in self._conns.values() if c.ws is not None),
-            "connects": self.connects,
-            "reconnects": self.reconnects,
-            "rotations": self.rotations,
-            "garbageFrames": self.garbage_frames,
-            "duplicatesDropped": self.duplicates,
-            "refusedSubscriptions": self.refused_subscriptions,
-            "restCalls": self._rest.calls,
-            "restLimited": self.rest_limited,
-            "restBlockedSeconds": round(self._rest.blocked_for(time.monotonic()), 1),
-            "symbols": len(self._symbols) if self._symbols is not None else None,
-        }
+    def health(self) -> BinanceHealth:
+        return BinanceHealth(
+            source=self.name,
+            live=not self._stale,
+            streams=len(self._channels),
+            active_streams=len(self.streams()),
+            stale_streams=sorted(self._stale),
+            connections=sum(1 for c in self._conns.values() if c.ws is not None),
+            connects=self.connects,
+            reconnects=self.reconnects,
+            rotations=self.rotations,
+            garbage_frames=self.garbage_frames,
+            duplicates_dropped=self.duplicates,
+            refused_subscriptions=self.refused_subscriptions,
+            rest_calls=self._rest.calls,
+            rest_limited=self.rest_limited,
+            rest_blocked_seconds=round(self._rest.blocked_for(time.monotonic()), 1),
+            symbols=len(self._symbols) if self._symbols is not None else None,
+        )
 
     # -- plumbing used by connections ------------------------------------------------------
 

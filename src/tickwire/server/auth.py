@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.exceptions import InvalidSubjectError
 
-from .config import Settings
-from .errors import ConfigError, ErrorCode, ProtocolError
+from ..config import Settings
+from ..errors import ConfigError, ErrorCode, ProtocolError
 
 
 __all__ = [

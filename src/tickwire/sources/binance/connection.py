@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 import aiohttp
 import msgspec
 
-from ..errors import UpstreamError
-from .binance_parse import Reply
+from ...errors import UpstreamError
+from .parse import Reply
 
 
 if TYPE_CHECKING:
-    from .binance import BinanceSource
+    from .source import BinanceSource
 
 
 __all__ = ["Connection", "connect_url", "process_exception", "retry_after"]

@@ -1,10 +1,10 @@
-"""HTTP and WebSocket endpoints on one aiohttp application, and the start-up
-and shutdown order.
+"""HTTP and WebSocket endpoints on one aiohttp application, serving one
+:class:`~tickwire.node.Node`, and the start-up and shutdown order.
 
-Start: bus -> hub -> ingest -> source task -> listening socket.
+Start: the node (bus, then source task), then the listening socket.
 Stop (SIGINT/SIGTERM): stop accepting, close every client with 1001 and a
-reason, wait up to ``shutdown_timeout``, cancel what is left, close the
-source and the bus. A second signal exits at once.
+reason, wait up to ``shutdown_timeout``, cancel what is left, then stop the
+node (source, bus). A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -21,51 +21,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from aiohttp import WSMsgType, web
 
-from . import __version__
+from .. import __version__
+from ..bus import Bus
+from ..channels import Channel
+from ..clock import wall_ms
+from ..config import Settings
+from ..errors import CloseCode, ErrorCode, ProtocolError
+from ..node import Node
+from ..protocol import encode_connected, encode_error
+from ..session import Limits, Session
+from ..sources import Source, SourceKind
 from .accesslog import AccessLogger
+from .admission import ConnectionGuard, Rejection, client_address
 from .auth import Identity, Verifier
-from .bus.base import Bus
-from .channels import Channel
-from .cluster import FollowerSource, as_redis, make_bus, run_workers
-from .config import Settings
-from .errors import CloseCode, ErrorCode, ProtocolError
-from .hub import Hub
-from .ingest import Ingest
-from .limits import ConnectionGuard, Rejection, client_address
 from .metrics import CONTENT_TYPE, Metrics
-from .protocol import encode_connected, encode_error
 from .publish import ApiKeys, PublishApi
-from .session import Limits, Session
-from .sources.base import Source
-from .stats import Stats
+from .workers import run_workers
 
 
-__all__ = ["Gateway", "make_source", "run", "serve"]
+__all__ = ["Gateway", "run", "serve"]
 
 logger = logging.getLogger("tickwire.server")
 
 _ALPHABET = string.ascii_lowercase + string.digits
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def make_source(settings: Settings) -> Source:
-    """The source the settings name (imported lazily: each has its own dependencies)."""
-    if settings.source == "binance":
-        from .sources.binance import BinanceSource
-
-        return BinanceSource.from_settings(settings)
-    if settings.source == "replay":
-        from .sources.replay import ReplaySource
-
-        return ReplaySource.from_settings(settings)
-    from .sources.simulated import SimulatedSource
-
-    return SimulatedSource(seed=settings.seed, clock_ms=wall_ms)
 
 
 class _WebSocket(web.WebSocketResponse):
@@ -122,12 +103,25 @@ class _WsTransport:
 
 
 class Gateway:
-    """One node: bus, hub, ingest and source, plus the aiohttp application."""
+    """The HTTP and WebSocket face of one :class:`Node`: admission, sessions, endpoints.
+
+    Args:
+        settings: the node's settings.
+        source, bus: passed to the node (tests and embedding); by default the
+            ones the settings name.
+    """
 
     def __init__(self, settings: Settings, *, source: Source | None = None, bus: Bus | None = None) -> None:
         self.settings = settings
         self.started = time.monotonic()
-        self.stats = Stats()
+        self.node = Node(settings, source=source, bus=bus)
+        self.stats = self.node.stats
+        self.bus, self.hub, self.source, self.ingest = (
+            self.node.bus,
+            self.node.hub,
+            self.node.source,
+            self.node.ingest,
+        )
         self.verifier = Verifier.from_settings(settings)  # None: no JWT key, private channels closed
         self.api_keys = ApiKeys.from_settings(settings)
         self.guard = ConnectionGuard(
@@ -137,21 +131,6 @@ class Gateway:
             stats=self.stats,
         )
         self.trusted_proxies = tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies)
-        self.bus: Bus = bus if bus is not None else make_bus(settings)
-        self.hub = Hub(
-            self.bus,
-            on_deliver=self.stats.on_deliver,
-            on_conflated=self.stats.count_conflated,
-            clock_ms=wall_ms,
-        )
-        redis_bus = as_redis(self.bus)
-        if source is None and redis_bus is not None and settings.role == "gateway":
-            source = FollowerSource(redis_bus, settings.source)  # the upstream is the leading ingest's
-        self.source = source if source is not None else make_source(settings)
-        self.ingest = Ingest(self.source, self.bus, linger=settings.linger, clock_ms=wall_ms)
-        if redis_bus is not None:
-            redis_bus.ingest_health = self._ingest_health
-            redis_bus.symbols = getattr(self.source, "known_symbols", None)
         self.metrics = Metrics(
             self.stats,
             self.hub,
@@ -177,7 +156,6 @@ class Gateway:
         )
         self.sessions: dict[Session, None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._source_task: asyncio.Task[None] | None = None
         self._all_closed = asyncio.Event()
         self.shutting_down = False
         self.app = self._make_app()
@@ -204,17 +182,7 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------
 
     async def _on_startup(self, app: web.Application) -> None:
-        await self.bus.start()
-        self._source_task = asyncio.get_running_loop().create_task(self._run_source(), name="source")
-
-    async def _run_source(self) -> None:
-        try:
-            await self.source.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("source %s stopped", self.source.name)
-            raise
+        await self.node.start()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         """Close every client with 1001, then wait for them (bounded)."""
@@ -228,14 +196,9 @@ class Gateway:
                 await asyncio.wait_for(self._all_closed.wait(), self.settings.shutdown_timeout)
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        self.ingest.close()
-        if self._source_task is not None:
-            self._source_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._source_task
         for task in list(self._tasks):
             task.cancel()
-        await self.bus.close()
+        await self.node.stop()
 
     # -- WebSocket -----------------------------------------------------------
 
@@ -351,31 +314,22 @@ class Gateway:
 
     # -- HTTP ----------------------------------------------------------------
 
-    def _ingest_health(self) -> dict[str, object]:
-        """What the leading ingest tells gateways about its upstream (Redis bus)."""
-        return {**self.source.health(), "streamNames": self.source.streams()}
-
-    def upstream_health(self) -> dict[str, object]:
-        health = dict(self.source.health())
-        health["staleChannels"] = self.hub.stale_channels()
-        return health
-
     async def handle_health(self, request: web.Request) -> web.Response:
-        upstream = self.upstream_health()
+        upstream = self.node.upstream_health()
         bus = self.bus.health()
-        ok = bool(upstream.get("live")) and bool(bus.get("connected")) and not self.shutting_down
+        ok = upstream.live and bus.connected and not self.shutting_down
         body = {
             "status": "ok" if ok else "degraded",
             "upstream": upstream,
             "bus": bus,
             "uptimeSeconds": round(time.monotonic() - self.started, 1),
         }
-        return web.json_response(body, status=200 if ok else 503)
+        return _json(body, status=200 if ok else 503)
 
     def stats_body(self) -> dict[str, object]:
         channels = self.hub.channels()
         upstream = self.source.streams()
-        binance = upstream if self.source.name == "binance" else []
+        binance = upstream if self.source.kind is SourceKind.LIVE else []  # Binance is the live venue
         return {
             "connectedClients": len(self.sessions),
             "activeChannels": channels,
@@ -405,7 +359,7 @@ class Gateway:
         denied = self._protected(request)
         if denied is not None:
             return denied
-        return web.json_response({"success": True, "data": self.stats_body()})
+        return _json({"success": True, "data": self.stats_body()})
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         denied = self._protected(request)
@@ -416,6 +370,11 @@ class Gateway:
     async def handle_index(self, request: web.Request) -> web.Response:
         page = (importlib.resources.files("tickwire") / "web" / "index.html").read_bytes()
         return web.Response(body=page, content_type="text/html")
+
+
+def _json(body: object, *, status: int = 200) -> web.Response:
+    """A JSON response; msgspec encodes the typed health structs in it."""
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from ..channels import Channel, Kind
-from ..errors import UpstreamError
-from ..events import Depth, Event, Kline, Ticker, Trade
+from ...channels import Channel, Kind
+from ...errors import UpstreamError
+from ...events import Depth, Event, Kline, Ticker, Trade
 
 
 __all__ = [
