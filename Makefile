@@ -39,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# asyncio debug mode in the suite (STYLE.md D.21): slow callbacks and unawaited coroutines show up
+# asyncio debug mode in the suite: slow callbacks and unawaited coroutines show up
 unit: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest
 

@@ -1,6 +1,6 @@
 """Settings: one frozen object, filled from flags, each with an env-var twin.
 
-Decision (STYLE.md H.33): a frozen dataclass filled by argparse rather than
+Decision: a frozen dataclass filled by argparse rather than
 pydantic-settings, to keep the dependency list short; the option table
 below is the single place a setting is declared. A flag wins over its
 ``TICKWIRE_*`` variable, which wins over the default. A bad value stops
