@@ -90,3 +90,31 @@ async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
     prices = [m for m in messages if m["type"] == "price"]
     assert prices and all(m["channel"] == "price:BTCUSDT" for m in prices)
     assert isinstance(prices[-1]["data"]["price"], int | float)  # prices are JSON numbers
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["watch", "--duration", "2", "price:BTCUSDT"], "price:BTCUSDT"),  # the rich live view
+        (["probe", "--quiet", "--duration", "2", "price:BTCUSDT"], "price:BTCUSDT"),
+    ],
+)
+async def test_terminal_tools_run(plain_install: Path, argv: list[str], expected: str) -> None:
+    async with running_gateway() as gw:
+        proc = await asyncio.create_subprocess_exec(
+            plain_install / "tickwire",
+            *argv,
+            "--url",
+            gw.ws_url,  # type: ignore[attr-defined]
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert expected in out.decode()
