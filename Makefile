@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e . --group dev || \
 	  $(BIN)/pip install -q -e . "pytest>=8.0" "pytest-asyncio>=0.24" "pytest-timeout>=2.3" \
-	    "hypothesis>=6.100" "picows>=2.0" "playwright>=1.45" "redis>=5.0" "rich>=13" "mypy>=1.10" "ruff>=0.6"
+	    "hypothesis>=6.100" "picows>=2.0" "playwright>=1.45" "redis>=5.0" "mypy>=1.10" "ruff>=0.6"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -39,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# asyncio debug mode in the suite (STYLE.md D.21): slow callbacks and unawaited coroutines show up
+# asyncio debug mode in the suite: slow callbacks and unawaited coroutines show up
 unit: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest
 

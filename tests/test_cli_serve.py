@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import os
 import signal
 import socket
@@ -14,8 +15,9 @@ import time
 import aiohttp
 import pytest
 
+import tickwire
 from tickwire.cli import main
-from tickwire.config import Settings, settings_from
+from tickwire.config import OPTIONS, Settings, settings_from
 
 from .helpers import Client
 
@@ -53,6 +55,29 @@ def test_bad_settings_fail_with_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert fragment in err
+
+
+def test_version_is_the_one_in_init(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tickwire {tickwire.__version__}"
+    # pyproject reads the same string (hatch dynamic version): the installed metadata agrees
+    assert importlib.metadata.version("tickwire") == tickwire.__version__
+
+
+def test_serve_help_shows_choices_and_no_empty_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    with_choices = [o for o in OPTIONS if o.choices]
+    assert with_choices
+    for opt in with_choices:
+        assert f"{opt.cli} {{{','.join(opt.choices)}}}" in out
+    for empty in ("default None", "default ()", "default False", "default ;", "default )"):
+        assert empty not in out
+    assert "(env TICKWIRE_PORT; default 3000)" in out
+    assert "(env TICKWIRE_REDIS_URL)" in out
 
 
 def test_env_twins_and_flag_precedence() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +213,61 @@ def test_nginx_config_upgrades_websockets_without_buffering() -> None:
     timeout = int(re.search(r"proxy_read_timeout (\d+)s", ws).group(1))  # type: ignore[union-attr]
     assert timeout > 2 * Settings().ping_interval  # an idle client survives between pings
     assert "$request " not in conf and "$request_uri" not in conf  # no ?token= in nginx's log
+
+
+def _healthcheck_argv() -> list[str]:
+    """The exec-form ``CMD`` of the Containerfile's HEALTHCHECK (continuation lines joined)."""
+    text = (DEPLOY / "Containerfile").read_text().replace("\\\n", " ")
+    match = re.search(r"^HEALTHCHECK .*? CMD (\[.*\])\s*$", text, re.M)
+    assert match, "Containerfile has no exec-form HEALTHCHECK"
+    argv: list[str] = json.loads(match.group(1))
+    return argv
+
+
+async def _healthcheck(port: int) -> int:
+    argv = _healthcheck_argv()
+    assert argv[0] == "python"
+    env = {k: v for k, v in os.environ.items() if k != "TICKWIRE_PORT"} | {"TICKWIRE_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv[1:], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_container_healthcheck_asks_the_configured_port() -> None:
+    async with running_gateway() as gw:
+        port = int(gw.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
+        assert port != 3000
+        assert await _healthcheck(port) == 0
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            free = s.getsockname()[1]
+        assert await _healthcheck(free) != 0
+
+
+def test_compose_redis_keeps_an_append_only_file() -> None:
+    text = (DEPLOY / "example" / "compose.yaml").read_text()
+    redis = re.search(r"^  redis:\n(.*?)(?=^  \w|^\w)", text, re.S | re.M)
+    assert redis, "compose.yaml has no redis service"
+    command = re.search(r"command: (\[.*\])", redis.group(1))
+    assert command
+    args = json.loads(command.group(1))
+    assert args[args.index("--appendonly") + 1] == "yes"  # docs/multi-node.md: run Redis with AOF
+    assert "--appendfsync" not in args or args[args.index("--appendfsync") + 1] == "everysec"
+    volume = re.search(r"- (\w[\w-]*):/data\b", redis.group(1))
+    assert volume, "the AOF lives in the container's /data: keep it on a volume"
+    assert re.search(rf"^volumes:\n(?:  .*\n)*?  {volume.group(1)}:", text, re.M)
+
+
+def test_systemd_unit_starts_after_redis() -> None:
+    text = (DEPLOY / "systemd" / "tickwire@.service").read_text()
+    unit = text[text.index("[Unit]") : text.index("[Service]")]
+    directives: dict[str, set[str]] = {}
+    for line in unit.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            directives.setdefault(key.strip(), set()).update(value.split())
+    # Debian's Redis unit is redis-server.service (redis.service is only its alias once enabled)
+    assert "redis-server.service" in directives.get("After", set())
+    assert "redis-server.service" in directives.get("Wants", set())
+    assert "network-online.target" in directives["After"] & directives["Wants"]

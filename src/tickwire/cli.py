@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import logs, tools
+from . import __version__, logs, tools
 from .config import add_options, settings_from
 from .errors import ConfigError
 
@@ -16,6 +16,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tickwire", description="Real-time market-data WebSocket gateway.")
+    parser.add_argument("--version", action="version", version=f"tickwire {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
     add_options(serve)

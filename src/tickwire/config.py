@@ -1,6 +1,6 @@
 """Settings: one frozen object, filled from flags, each with an env-var twin.
 
-Decision (STYLE.md H.33): a frozen dataclass filled by argparse rather than
+Decision: a frozen dataclass filled by argparse rather than
 pydantic-settings, to keep the dependency list short; the option table
 below is the single place a setting is declared. A flag wins over its
 ``TICKWIRE_*`` variable, which wins over the default. A bad value stops
@@ -171,7 +171,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_queue", "every-message frames queued for a slow client before 4008", _positive(int)),
     Option("shutdown_timeout", "seconds to wait for clients to close on shutdown", _non_negative),
     Option("log_level", "logging level", choices=("debug", "info", "warning", "error")),
-    Option("log_format", "log line format: text, or json (one object per line)", choices=("text", "json")),
+    Option("log_format", "log line format (json: one object per line)", choices=("text", "json")),
     Option("log_rate", "log lines/s per message template; more are suppressed (0: no cap)", _non_negative),
     Option("binance_ws_url", "Binance stream base URL", _ws_url),
     Option("binance_rest_url", "Binance REST base URL", _http_url),
@@ -223,20 +223,31 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def _help(opt: Option, default: Any) -> str:
+    """``help (env TICKWIRE_X; default D)``, without a default that is unset, empty or off."""
+    shown = "" if default in (None, "", (), False) else f"; default {default}"
+    return f"{opt.help} (env {opt.env}{shown})".replace("%", "%%")
+
+
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """Declare every setting as a flag (defaults stay None: env and defaults come later)."""
+    """Declare every setting as a flag (defaults stay None: env and defaults come later).
+
+    Choices are shown as argparse shows them (``{text,json}``) but checked by
+    :func:`settings_from`, so a bad value from a flag or from the environment
+    gets the same one-line error.
+    """
     defaults = Settings()
     for opt in OPTIONS:
-        default = getattr(defaults, opt.field)
-        text = f"{opt.help} (env {opt.env}; default {default})"
+        text = _help(opt, getattr(defaults, opt.field))
+        metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else opt.field.upper()
         if opt.flag:
             parser.add_argument(opt.cli, dest=opt.field, action="store_const", const="true", help=text)
         elif opt.append:
             parser.add_argument(
-                opt.cli, *opt.aliases, dest=opt.field, metavar=opt.field.upper(), action="append", help=text
+                opt.cli, *opt.aliases, dest=opt.field, metavar=metavar, action="append", help=text
             )
         else:
-            parser.add_argument(opt.cli, dest=opt.field, metavar=opt.field.upper(), help=text)
+            parser.add_argument(opt.cli, dest=opt.field, metavar=metavar, help=text)
 
 
 def settings_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -304,5 +315,8 @@ def settings_table() -> str:
         if isinstance(default, tuple):
             default = ",".join(default)
         shown = "" if default in (None, "") else f"`{default}`"
-        rows.append(f"| `{o.cli}` | `{o.env}` | {shown} | {o.help} |")
+        meaning = o.help
+        if o.choices:
+            meaning += "; one of " + ", ".join(f"`{c}`" for c in o.choices)
+        rows.append(f"| `{o.cli}` | `{o.env}` | {shown} | {meaning} |")
     return "\n".join(rows)

@@ -1,7 +1,7 @@
 """Terminal tools over the client library: ``tickwire watch`` and ``tickwire probe``.
 
-Both are clients of a running gateway; they need the ``cli`` extra (rich),
-imported only when a command runs.
+Both are clients of a running gateway; rich (a regular dependency) is
+imported only when a command runs, so ``tickwire serve`` never loads it.
 """
 
 from __future__ import annotations

@@ -173,11 +173,8 @@ async def run(
 
 def main(args: argparse.Namespace) -> int:
     """``tickwire probe``: the exit code (0 when every channel delivered)."""
-    try:
-        from rich.console import Console
-    except ImportError:
-        print("tickwire probe needs rich: pip install 'tickwire[cli]'", file=sys.stderr)
-        return 2
+    from rich.console import Console  # imported here: `tickwire serve` never loads rich
+
     logging.getLogger("tickwire.client").setLevel(logging.WARNING)
     console = Console(highlight=False)
     channels = list(args.channels or DEFAULT_CHANNELS)

@@ -406,11 +406,8 @@ async def _live(feed: client.Feed, board: Board, console: Console) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``tickwire watch``: the exit code."""
-    try:
-        from rich.console import Console
-    except ImportError:
-        print("tickwire watch needs rich: pip install 'tickwire[cli]'", file=sys.stderr)
-        return 2
+    from rich.console import Console  # imported here: `tickwire serve` never loads rich
+
     logging.getLogger("tickwire.client").setLevel(logging.WARNING)
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False, style="red")
