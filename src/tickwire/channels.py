@@ -91,6 +91,12 @@ MARKET_KINDS = frozenset({Kind.PRICE, Kind.TICKER, Kind.KLINES, Kind.TRADES, Kin
 PRIVATE_KINDS = frozenset({Kind.ORDERS, Kind.PORTFOLIO, Kind.ACCOUNT})
 PUBLISHABLE_KINDS = frozenset({Kind.SIGNALS}) | PRIVATE_KINDS
 _LATEST_KINDS = frozenset({Kind.PRICE, Kind.TICKER, Kind.DEPTH})
+_PRIVATE_PREFIXES = tuple(f"{k.value}:" for k in PRIVATE_KINDS)
+
+
+def is_private_name(name: str) -> bool:
+    """Whether a canonical channel name is a user's private channel (no parsing)."""
+    return name.startswith(_PRIVATE_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 
 from .. import __version__
 from ..bus import Bus
-from ..channels import Channel
+from ..channels import Channel, is_private_name
 from ..clock import wall_ms
 from ..config import Settings
 from ..errors import CloseCode, ErrorCode, ProtocolError
@@ -326,13 +326,20 @@ class Gateway:
         }
         return _json(body, status=200 if ok else 503)
 
-    def stats_body(self) -> dict[str, object]:
+    def stats_body(self, *, private: bool = False) -> dict[str, object]:
+        """The stats; private channel names (``orders:<user>``...) only when ``private``.
+
+        A public list of them would tell anyone which users are online, so
+        unprotected stats count them and name none (docs/security.md).
+        """
         channels = self.hub.channels()
+        public = [c for c in channels if not is_private_name(c)]
         upstream = self.source.streams()
         binance = upstream if self.source.kind is SourceKind.LIVE else []  # Binance is the live venue
         return {
             "connectedClients": len(self.sessions),
-            "activeChannels": channels,
+            "activeChannels": channels if private else public,
+            "privateChannels": len(channels) - len(public),
             "quoteStreams": sum(1 for c in channels if c.startswith(("price:", "ticker:"))),
             "signalStreams": sum(1 for c in channels if c.startswith("signals:")),
             "binanceStreams": len(binance),
@@ -359,7 +366,8 @@ class Gateway:
         denied = self._protected(request)
         if denied is not None:
             return denied
-        return _json({"success": True, "data": self.stats_body()})
+        # names of private channels only behind --protect-stats, whose key this request had
+        return _json({"success": True, "data": self.stats_body(private=self.settings.protect_stats)})
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         denied = self._protected(request)
