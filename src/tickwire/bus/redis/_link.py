@@ -16,6 +16,7 @@ from redis.retry import Retry
 
 from ...backoff import backoff
 from ...health import SourceHealth
+from ...logs import REDACTED
 from ._wire import Keys
 
 
@@ -29,13 +30,16 @@ def node_id() -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` with its password masked (``redis://:***@host:6379/0``), for log lines."""
+    """``url`` with its password masked (``redis://:[redacted]@host:6379/0``), for log lines.
+
+    The log filter masks URL passwords too; this keeps them out of a host's own handlers.
+    """
     parts = urlsplit(url)
     if parts.password is None:
         return url
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}"))
 
 
 class IngestInfo(msgspec.Struct, kw_only=True, rename="camel"):
