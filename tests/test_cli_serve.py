@@ -210,7 +210,10 @@ def _serve(*argv: str) -> list[str]:
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    # PYTHONASYNCIODEBUG's slow-callback warnings would be lines of stderr the tests do not expect
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    env.pop("PYTHONASYNCIODEBUG", None)
+    return env
 
 
 async def _line_matching(proc: asyncio.subprocess.Process, pattern: str, seen: list[str]) -> re.Match[str]:
