@@ -4,6 +4,8 @@ what only the Redis bus does: leases, leader election, the seq guard, outages.""
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,7 +18,7 @@ from tickwire.bus.redis import RedisBus, decode_message, encode_publication, enc
 from tickwire.publications import ChannelStatus, Publication
 from tickwire.sources import SourceHealth
 
-from .redis_server import FACTOR, RedisServer
+from .redis_server import FACTOR, RedisServer, free_port
 
 
 class FakeHub:
@@ -292,3 +294,43 @@ async def test_redis_restart_goes_stale_then_live_and_resubscribes(redis_server:
     finally:
         await gateway.close()
         await leader.close()
+
+
+# -- Redis unreachable: operators hear it ------------------------------------------------------
+
+
+def _bus_log(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "tickwire.bus.redis" and r.levelno == level]
+
+
+def _attempts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The read loop's failed connection attempts, at either level."""
+    return [
+        m
+        for m in _bus_log(caplog, logging.WARNING) + _bus_log(caplog, logging.DEBUG)
+        if m.startswith(("redis bus cannot reach", "redis bus still down"))
+    ]
+
+
+@pytest.mark.parametrize("every", [30.0, 0.0])
+async def test_an_unreachable_redis_is_a_warning_with_the_url_repeated_at_most_every_interval(
+    every: float, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tickwire.bus.redis._hub._DOWN_WARNING_EVERY_S", every)
+    port = free_port()  # nothing listens there
+    bus = RedisBus(f"redis://:pw-of-the-test@127.0.0.1:{port}/0", can_lead=False, rng=random.Random(7))
+    bus.attach_hub(FakeHub())
+    caplog.set_level(logging.DEBUG, logger="tickwire.bus.redis")
+    await bus.start()
+    try:
+        await until(lambda: len(_attempts(caplog)) >= 3, what="three failed connection attempts")
+    finally:
+        await bus.close()
+    warnings = _bus_log(caplog, logging.WARNING)
+    assert warnings[0].startswith(f"redis bus cannot reach redis://:[redacted]@127.0.0.1:{port}/0 (")
+    assert not bus.connected
+    if every:  # within the interval, the retries after the first are DEBUG only
+        assert len(warnings) == 1
+    else:  # once the interval has passed, the next failure warns again
+        assert len(warnings) >= 3
+    assert "pw-of-the-test" not in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickwire.bus._redis_wire import (
+from tickwire.bus.redis._wire import (
     SENTINEL,
     Keys,
     as_bytes,

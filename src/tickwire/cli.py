@@ -26,13 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     add_options(record)
     add_record_arguments(record)
     tools.add_commands(commands)  # watch, probe
+    for command in commands.choices.values():
+        # so an unknown flag is answered with the usage of the command it was given to
+        command.set_defaults(command_parser=command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call it without a subprocess)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # exits 2, like parse_args, but with ``tickwire serve``'s usage rather than the top one
+        command_parser: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     tool = getattr(args, "tool", None)
     if tool is not None:  # watch, probe: clients of a gateway, no server settings
         return int(tool(args))
@@ -57,9 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "serve":
         from .server import run
+        from .server.app import CannotListen
 
         try:
             run(settings)
+        except CannotListen as exc:  # a setting to change, though none is malformed
+            print(f"tickwire: {exc}", file=sys.stderr)
+            return 2
         except ConfigError as exc:
             print(f"tickwire: bad setting: {exc}", file=sys.stderr)
             return 2

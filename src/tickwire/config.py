@@ -70,35 +70,52 @@ class Settings:
     protect_stats: bool = False
 
 
+_KINDS: dict[Callable[[str], Any], str] = {int: "a whole number", float: "a number"}
+"""The expected type of a converter, in words, for the one-line error."""
+
+
+def _number(kind: Callable[[str], Any], raw: str, reason: str) -> Any:
+    """``raw`` as ``kind``; ``ValueError(reason)`` when it is not one (int's own message is for
+    programmers: ``invalid literal for int() with base 10``)."""
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(reason) from None
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    reason = f"must be {_KINDS[kind]} greater than 0"
+
     def convert(raw: str) -> Any:
-        value = kind(raw)
-        if value <= 0:
-            raise ValueError("must be greater than 0")
+        value = _number(kind, raw, reason)
+        if not value > 0:  # also refuses nan
+            raise ValueError(reason)
         return value
 
-    convert.__name__ = kind.__name__
     return convert
 
 
 def _port(raw: str) -> int:
-    value = int(raw)
+    reason = "must be a port number, 0 to 65535"
+    value: int = _number(int, raw, reason)
     if not 0 <= value <= 65535:
-        raise ValueError("must be a port number, 0 to 65535")
+        raise ValueError(reason)
     return value
 
 
 def _non_negative(raw: str) -> float:
-    value = float(raw)
-    if value < 0:
-        raise ValueError("must not be negative")
+    reason = "must be a number, 0 or more"
+    value: float = _number(float, raw, reason)
+    if not value >= 0:  # also refuses nan
+        raise ValueError(reason)
     return value
 
 
 def _non_negative_int(raw: str) -> int:
-    value = int(raw)
+    reason = "must be a whole number, 0 or more"
+    value: int = _number(int, raw, reason)
     if value < 0:
-        raise ValueError("must not be negative")
+        raise ValueError(reason)
     return value
 
 
@@ -273,11 +290,17 @@ def settings_from(args: argparse.Namespace | None = None, env: Mapping[str, str]
         try:
             values[opt.field] = opt.convert(raw)
         except ValueError as exc:
-            reason = str(exc) if "must" in str(exc) else f"not a valid {opt.convert.__name__}"
+            reason = str(exc) if str(exc).startswith("must") else _expected(opt.convert)
             raise ConfigError(f"{where}={raw!r}: {reason}") from None
     settings = Settings(**values)
     _check(settings)
     return settings
+
+
+def _expected(convert: Callable[[str], Any]) -> str:
+    """Why ``convert`` refused a value, when it did not say (``int``, ``float``)."""
+    kind = _KINDS.get(convert)
+    return f"must be {kind}" if kind else "is not a valid value"
 
 
 def _check(s: Settings) -> None:

@@ -57,7 +57,9 @@ class DemandListener(Protocol):
 class UpstreamView(Protocol):
     """What a bus spanning nodes knows of the upstream another node holds (``--role gateway``)."""
 
-    connected: bool
+    @property
+    def connected(self) -> bool:
+        """Whether this node reaches the bus (read-only: the bus's own loops keep it)."""
 
     def leader_health(self) -> SourceHealth | None:
         """The leading ingest's upstream health, or None while there is no leader."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.resources
 import ipaddress
 import logging
+import os
 import secrets
 import signal
+import socket
 import string
 import time
 from collections.abc import Callable
@@ -29,7 +32,7 @@ from ..bus import Bus
 from ..channels import Channel, is_private_name
 from ..clock import wall_ms
 from ..config import Settings
-from ..errors import CloseCode, ErrorCode, ProtocolError
+from ..errors import CloseCode, ConfigError, ErrorCode, ProtocolError
 from ..node import Node
 from ..protocol import encode_connected, encode_error
 from ..session import Limits, Session
@@ -42,7 +45,7 @@ from .publish import ApiKeys, PublishApi
 from .workers import run_workers
 
 
-__all__ = ["Gateway", "run", "serve"]
+__all__ = ["CannotListen", "Gateway", "run", "serve"]
 
 logger = logging.getLogger("tickwire.server")
 
@@ -385,6 +388,33 @@ def _json(body: object, *, status: int = 200) -> web.Response:
     return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
 
 
+class CannotListen(ConfigError):
+    """The listening socket cannot be opened (port taken, address not on this machine).
+
+    Not a malformed setting, but one to change: the CLI prints it on one line and exits 2.
+    """
+
+
+def _cannot_listen(settings: Settings, exc: OSError) -> str:
+    """``cannot listen on HOST:PORT: why (the flag / variable to change)``."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        setting = "--host / TICKWIRE_HOST"
+    else:
+        setting = "--port / TICKWIRE_PORT"
+    # uvloop's strerror is a sentence around the address; the errno's own text is the reason
+    known = exc.errno is not None and exc.errno > 0 and not isinstance(exc, socket.gaierror)
+    why = os.strerror(exc.errno) if known and exc.errno is not None else exc.strerror or str(exc)
+    return f"cannot listen on {settings.host}:{settings.port}: {why.lower()} ({setting})"
+
+
+def _bound_port(runner: web.AppRunner, asked: int) -> int:
+    """The port actually bound: ``--port 0`` asks the OS for a free one."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run a gateway until SIGINT/SIGTERM (a second one exits at once)."""
     gateway = Gateway(settings)
@@ -398,10 +428,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # the node started with the app: stop its bus and source
+        raise CannotListen(_cannot_listen(settings, exc)) from None
     logger.info(
         "tickwire listening on http://%s:%s/ (source %s, bus %s)",
-        settings.host, settings.port, gateway.source.name, gateway.bus.name,
+        settings.host, _bound_port(runner, settings.port), gateway.source.name, gateway.bus.name,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

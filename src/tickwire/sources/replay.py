@@ -20,6 +20,7 @@ import asyncio
 import gzip
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import msgspec
 
 from ..channels import Channel
 from ..config import Settings
-from ..errors import ErrorCode, ProtocolError, UpstreamError
+from ..errors import ConfigError, ErrorCode, ProtocolError, UpstreamError
 from ..events import Event
 from .base import SourceHealth, SourceKind, SourceSink
 from .binance.parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
@@ -50,6 +51,13 @@ class Capture(msgspec.Struct, frozen=True, omit_defaults=True):
 _line = msgspec.json.Decoder(Capture)
 
 
+class _BadLine(UpstreamError):
+    def __init__(self, path: str | Path, number: int, exc: Exception) -> None:
+        super().__init__(f"{path}:{number}: not a capture line: {exc}")
+        self.number = number
+        self.why = str(exc)
+
+
 def read_capture(path: str | Path) -> list[Capture]:
     """All lines of a capture file (gzip or plain).
 
@@ -66,8 +74,25 @@ def read_capture(path: str | Path) -> list[Capture]:
         try:
             out.append(_line.decode(line))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise UpstreamError(f"{path}:{number}: not a capture line: {exc}") from exc
+            raise _BadLine(path, number, exc) from exc
     return out
+
+
+def _load(path: str) -> list[Capture]:
+    """The capture at ``--replay-file``, or one line saying why it cannot be played.
+
+    Raises:
+        ConfigError: unreadable, a damaged gzip stream, or a line that is not a capture record.
+    """
+    try:
+        return read_capture(path)
+    except _BadLine as exc:
+        raise ConfigError(
+            f"--replay-file={path!r}: not a capture of tickwire record (line {exc.number}: {exc.why})"
+        ) from None
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged gzip stream
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise ConfigError(f"--replay-file={path!r}: cannot read it ({why})") from None
 
 
 def _stream_of_record(record: Capture) -> str | None:
@@ -136,8 +161,8 @@ class ReplaySource:
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplaySource:
         if not settings.replay_file:
-            raise ValueError("--source replay needs --replay-file")
-        records = read_capture(settings.replay_file)
+            raise ConfigError("--source replay needs --replay-file")
+        records = _load(settings.replay_file)
         logger.info("replay of %s: %d frames", settings.replay_file, len(records))
         return cls(
             records,

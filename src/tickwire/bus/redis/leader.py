@@ -9,7 +9,7 @@ two processes never both believe they lead. A standby takes over at most
 ``ttl`` plus one step after the leader died: 6 s + 1 s with the defaults.
 
 Leadership alone does not protect the seq: the Redis bus also refuses any
-publication whose seq is not above the stored one (see ``bus/redis.py``).
+publication whose seq is not above the stored one (see :mod:`tickwire.bus.redis`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Nothing here does I/O; :mod:`tickwire.bus.redis` runs it.
 
 from __future__ import annotations
 
-from ..publications import ChannelStatus, Publication
+from ...publications import ChannelStatus, Publication
 
 
 __all__ = [
