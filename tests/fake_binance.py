@@ -441,15 +441,27 @@ class FakeBinance:
         }  # fmt: skip
 
     async def _klines(self, request: web.Request) -> web.Response:
+        """``/api/v3/klines``: ``limit`` rows (default 500, at most 1000), oldest first, the newest
+        opening at or before ``endTime`` (default now); the candle in progress is always the same
+        row, and older ones differ by their close (:meth:`kline_row`)."""
         failed = self._rest(request, 2) or self._bad_symbol(request)
         if failed is not None:
             return failed
-        step = _INTERVAL_MS.get(request.query.get("interval", "1m"), 60_000)
-        t = now_ms() // step * step
-        return self._json(
-            [[t, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815", t + step - 1,
-              "2434.19055334", 308, "1756.87402397", "28.46694368", "0"]]
-        )  # fmt: skip
+        interval = request.query.get("interval", "1m")
+        step = _INTERVAL_MS.get(interval, 60_000)
+        limit = min(int(request.query.get("limit", "500")), 1000)
+        end = min(int(request.query.get("endTime", now_ms())), now_ms())
+        last = end // step * step
+        return self._json([self.kline_row(last - i * step, interval) for i in reversed(range(limit))])
+
+    def kline_row(self, t: int, interval: str) -> list[Any]:
+        """The REST row of the candle opening at ``t`` (ms)."""
+        step = _INTERVAL_MS.get(interval, 60_000)
+        close = "0.01577100"
+        if t != now_ms() // step * step:  # a closed candle: its close tells it from the others
+            close = str(Decimal(close) + Decimal(t // step % 97) * Decimal("0.00000001"))
+        return [t, "0.01634790", "0.80000000", "0.01575800", close, "148976.11427815", t + step - 1,
+                "2434.19055334", 308, "1756.87402397", "28.46694368", "0"]  # fmt: skip
 
     async def _depth(self, request: web.Request) -> web.Response:
         failed = self._rest(request, 5) or self._bad_symbol(request)

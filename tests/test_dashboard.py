@@ -16,7 +16,8 @@ import pytest
 from tickwire.channels import parse_channel
 from tickwire.server import Gateway
 
-from .helpers import publish_now
+from .fake_binance import binance_gateway
+from .helpers import publish_now, running_gateway
 
 
 pytestmark = pytest.mark.browser
@@ -33,6 +34,7 @@ ARGS = [
     "--disable-component-update",
 ]
 WAIT_MS = 8000
+HISTORY_MS = 3000  # history is one HTTP request: it is drawn well before 100 live candles could be
 
 # counts candle-colored pixels on the chart: the background is #0d1117
 CANDLE_PIXELS = """() => {
@@ -70,16 +72,32 @@ async def open_page(browser: Any, url: str, **context: Any) -> tuple[Any, Any, l
     return ctx, page, errors
 
 
+async def chart_history(page: Any, channel: str) -> None:
+    """The chart shows ``channel`` with more than 100 candles from /api/v1/klines."""
+    await page.wait_for_function(
+        "(ch) => { const c = document.getElementById('candles');"
+        " return c.dataset.channel === ch && +c.dataset.history > 100 && +c.dataset.candles > 100; }",
+        arg=channel,
+        timeout=HISTORY_MS,
+    )
+
+
 async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     base = gateway.url  # type: ignore[attr-defined]
     ctx, page, errors = await open_page(
         browser, base + "/?channels=", viewport={"width": 1440, "height": 960}
     )
+    # the chart starts full: history first, on the default symbol and interval
+    await chart_history(page, "klines:BTCUSDT:1m")
     # upstream status from /health is visible
     await page.wait_for_function("document.getElementById('upstream').textContent.includes('SIMULATED')")
+    # symbols come from /api/v1/symbols
+    await page.wait_for_function("document.querySelectorAll('#chart-symbol option').length === 8")
+    options = await page.eval_on_selector_all("#chart-symbol option", "os => os.map(o => o.value)")
+    assert "DOGEUSDT" in options and "LTCUSDT" in options
 
     # subscribe through the form
-    await page.fill("#channel", "price:btcusdt ticker:ETHUSDT klines:BTCUSDT:1s depth:BTCUSDT trades:BTCUSDT")
+    await page.fill("#channel", "price:btcusdt ticker:ETHUSDT depth:BTCUSDT depth:ethusdt trades:BTCUSDT")
     await page.click("#subscribe-form button[type=submit]")
     await page.fill("#channel", "signals:BTCUSDT, price:NOPEUSDT")
     await page.press("#channel", "Enter")
@@ -94,19 +112,42 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
         "([sel, t]) => document.querySelector(sel).textContent !== t", arg=[price, first], timeout=WAIT_MS
     )
     assert await page.locator(f"{price}.up, {price}.down").count() == 1  # colored by the move
+    assert await page.evaluate(CANDLE_PIXELS) > 500
 
-    # candles: the live one is updated, final ones appended
-    await page.wait_for_function("+document.getElementById('candles').dataset.candles >= 3", timeout=WAIT_MS)
-    assert await page.evaluate(CANDLE_PIXELS) > 50
+    # the interval picker switches the chart and fetches that interval's history
+    async with page.expect_request(lambda r: "/api/v1/klines" in r.url and "interval=5m" in r.url):
+        await page.select_option("#chart-interval", "5m")
+    await chart_history(page, "klines:BTCUSDT:5m")
+    await page.wait_for_selector("#subscriptions li[data-channel='klines:BTCUSDT:5m']", timeout=WAIT_MS)
+    await page.wait_for_selector("#subscriptions li[data-channel='klines:BTCUSDT:1m']", state="detached")
+    await page.select_option("#chart-symbol", "ETHUSDT")
+    await chart_history(page, "klines:ETHUSDT:5m")
 
-    # depth ladder, trade tape, stats panel, log
+    # depth ladder and its selector, trade tape, stats panel, log
     assert await page.locator("#depth .level.bid").count() >= 5
     assert await page.locator("#depth .level.ask").count() >= 5
+    await page.wait_for_function("document.querySelectorAll('#depth-channel option').length === 2")
+    await page.select_option("#depth-channel", "depth:ETHUSDT")
+    await page.wait_for_function("document.getElementById('depth-title').textContent === 'depth:ETHUSDT'")
+    await page.wait_for_selector("#depth .level.bid", timeout=WAIT_MS)
     await page.wait_for_function("document.querySelectorAll('#tape li').length >= 3", timeout=WAIT_MS)
     await page.wait_for_function("document.getElementById('stats').textContent.includes('clients')")
     await page.wait_for_function("+document.getElementById('log').dataset.count > 20", timeout=WAIT_MS)
     assert "UNKNOWN_SYMBOL" in (await page.text_content("#log") or "")
     assert await page.locator("#subscriptions li[data-channel='price:NOPEUSDT']").count() == 0
+
+    # round trip of the JSON ping, and per channel: message rate, seq, gaps, age of the last message
+    await page.wait_for_function("/^rtt [0-9.]+ ms$/.test(document.getElementById('rtt').textContent)")
+    row = "#channel-stats tr[data-channel='depth:BTCUSDT']"
+    await page.wait_for_function(
+        "(sel) => { const r = document.querySelector(sel);"
+        " return r && +r.querySelector('.col-rate').textContent > 1"
+        " && +r.querySelector('.col-seq').textContent > 5"
+        " && r.querySelector('.col-state').textContent === 'live'; }",
+        arg=row,
+        timeout=WAIT_MS,
+    )
+    assert await page.text_content(f"{row} .col-gaps") == "0"
 
     # feed data is text, never markup
     channel = parse_channel("signals:BTCUSDT")
@@ -121,13 +162,13 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
 
-    # a subscription can be removed: its chip and row go, and stay gone
+    # a subscription typed in lower case is stored canonically and can be removed for good
     await page.click(f"{chip} button.remove")
     await page.wait_for_selector(chip, state="detached", timeout=WAIT_MS)
     await page.wait_for_selector("#prices tr[data-channel='price:BTCUSDT']", state="detached")
-    await page.wait_for_timeout(700)
-    assert await page.locator("#prices tr[data-channel='price:BTCUSDT']").count() == 0
     assert await page.locator("#prices tr[data-channel='ticker:ETHUSDT']").count() == 1
+    saved = await page.evaluate("JSON.parse(localStorage.getItem('tickwire.channels'))")
+    assert "ticker:ETHUSDT" in saved and not {"price:BTCUSDT", "price:btcusdt", "depth:ethusdt"} & set(saved)
 
     # disconnect and connect again from the page
     await page.click("#connect")
@@ -141,9 +182,54 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     await ctx.close()
 
 
+async def test_lowercase_subscriptions_stay_removed_after_reload(gateway: Gateway, browser: Any) -> None:
+    base = gateway.url  # type: ignore[attr-defined]
+    ctx, page, errors = await open_page(browser, base + "/?channels=price:btcusdt,klines:ethusdt:1m")
+    await chart_history(page, "klines:ETHUSDT:1m")
+    await page.fill("#channel", "ticker:solusdt")
+    await page.press("#channel", "Enter")
+    for channel in ("price:BTCUSDT", "ticker:SOLUSDT"):
+        chip = f"#subscriptions li[data-channel='{channel}']"
+        await page.wait_for_selector(chip, timeout=WAIT_MS)
+        await page.click(f"{chip} button.remove")
+        await page.wait_for_selector(chip, state="detached", timeout=WAIT_MS)
+    await page.goto(base + "/")  # the saved set, no ?channels=
+    await page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=WAIT_MS)
+    await page.wait_for_selector("#subscriptions li[data-channel='klines:ETHUSDT:1m']", timeout=WAIT_MS)
+    await chart_history(page, "klines:ETHUSDT:1m")
+    chips = await page.eval_on_selector_all("#subscriptions li", "ls => ls.map(l => l.dataset.channel)")
+    assert chips == ["klines:ETHUSDT:1m"]
+    assert errors == [], errors
+    await ctx.close()
+
+
+async def test_protected_stats_are_said_so(browser: Any) -> None:
+    async with running_gateway(linger=0.2, api_keys=("k" * 32,), protect_stats=True) as gw:
+        ctx, page, _ = await open_page(browser, gw.url + "/?channels=")  # type: ignore[attr-defined]
+        await page.wait_for_function(
+            "document.getElementById('stats').textContent === 'stats are protected (--protect-stats)'",
+            timeout=WAIT_MS,
+        )
+        await ctx.close()
+
+
+async def test_binance_mode_lists_the_venue_symbols(browser: Any) -> None:
+    async with binance_gateway() as (gw, fake):
+        ctx, page, errors = await open_page(browser, gw.url + "/?channels=")
+        await chart_history(page, "klines:BTCUSDT:1m")
+        trading = sorted(s for s, status in fake.symbols.items() if status == "TRADING")
+        await page.wait_for_function(
+            "(n) => document.querySelectorAll('#chart-symbol option').length === n", arg=len(trading)
+        )
+        options = await page.eval_on_selector_all("#chart-symbol option", "os => os.map(o => o.value)")
+        assert sorted(options) == trading and "DOGEUSDT" not in options and "BNBBTC" in options
+        assert errors == [], errors
+        await ctx.close()
+
+
 async def test_dashboard_phone(gateway: Gateway, browser: Any) -> None:
     base = gateway.url  # type: ignore[attr-defined]
-    query = "?channels=price:BTCUSDT,price:ETHUSDT,klines:BTCUSDT:1s,depth:BTCUSDT,trades:BTCUSDT"
+    query = "?channels=price:BTCUSDT,price:ETHUSDT,klines:BTCUSDT:1m,depth:BTCUSDT,trades:BTCUSDT"
     phone = {
         "viewport": {"width": 390, "height": 844},
         "device_scale_factor": 2,
@@ -151,8 +237,10 @@ async def test_dashboard_phone(gateway: Gateway, browser: Any) -> None:
         "has_touch": True,
     }
     ctx, page, errors = await open_page(browser, base + "/" + query, **phone)
-    await page.wait_for_function("+document.getElementById('candles').dataset.candles >= 2", timeout=WAIT_MS)
+    await chart_history(page, "klines:BTCUSDT:1m")
     await page.wait_for_function("document.querySelectorAll('#tape li').length >= 2", timeout=WAIT_MS)
+    await page.wait_for_function("/^rtt [0-9.]+ ms$/.test(document.getElementById('rtt').textContent)")
+    await page.wait_for_selector("#channel-stats tr[data-channel='depth:BTCUSDT']", timeout=WAIT_MS)
     # nothing wider than the screen
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     ARTIFACTS.mkdir(exist_ok=True)

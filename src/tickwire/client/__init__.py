@@ -23,8 +23,10 @@ client, never the server's dependencies. See docs/client.md.
 
 from __future__ import annotations
 
+from ..marketdata import Precision, SymbolInfo
 from .backoff import Action, backoff, policy
 from .feed import ClientError, ConnectionClosed, Feed, SubscriptionError, connect, ws_url
+from .market import MarketDataError
 from .messages import (
     Account,
     Authenticated,
@@ -69,6 +71,7 @@ __all__ = [
     "ClientError",
     "ConnectionClosed",
     "SubscriptionError",
+    "MarketDataError",
     # messages
     "Message",
     "DataMessage",
@@ -99,6 +102,8 @@ __all__ = [
     "Gap",
     "Disconnected",
     "Unknown",
+    "SymbolInfo",
+    "Precision",
     "decode",
     "encode",
     # reconnect policy

@@ -40,8 +40,10 @@ import aiohttp
 import msgspec
 
 from ..channels import parse_channel
-from ..errors import TickwireError
+from ..marketdata import SymbolInfo
 from .backoff import Action, backoff, policy
+from .errors import ClientError
+from .market import fetch_klines, fetch_symbols, http_base
 from .messages import (
     Account,
     Authenticated,
@@ -51,6 +53,7 @@ from .messages import (
     Error,
     Gap,
     Kline,
+    KlineData,
     Message,
     Order,
     Pong,
@@ -76,10 +79,6 @@ _REPLIES = (Subscribed, Unsubscribed, Error, Pong, Authenticated, Subscriptions)
 _Reply = Subscribed | Unsubscribed | Error | Pong | Authenticated | Subscriptions
 _STABLE_AFTER = 2.0
 """Seconds a connection must last before the back-off starts again from its minimum."""
-
-
-class ClientError(TickwireError):
-    """Base of the client library's errors."""
 
 
 class ConnectionClosed(ClientError):
@@ -321,6 +320,38 @@ class Feed:
         start = time.perf_counter()
         await self._request({"type": "ping"}, 1)
         return time.perf_counter() - start
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int | None = None, end_time: int | None = None
+    ) -> list[KlineData]:
+        """Candles of ``symbol`` from the same gateway over HTTP (``GET /api/v1/klines``), oldest first.
+
+        Args:
+            limit: 1 to 1000 candles (the gateway's default: 500).
+            end_time: ms; the newest candle is the last opening at or before it (default: now).
+
+        Raises:
+            MarketDataError: refused (400) or the upstream cannot answer (503).
+        """
+        return await fetch_klines(
+            self._session(), http_base(self.url), symbol, interval,
+            limit=limit, end_time=end_time, request_timeout=self._request_timeout,
+        )  # fmt: skip
+
+    async def symbols(self) -> list[SymbolInfo]:
+        """The symbols of the gateway's source (``GET /api/v1/symbols``).
+
+        Raises:
+            MarketDataError: the upstream cannot answer (503).
+        """
+        return await fetch_symbols(
+            self._session(), http_base(self.url), request_timeout=self._request_timeout
+        )
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            raise ClientError("the feed is not open: use `async with connect(url) as feed`")
+        return self._http
 
     def set_token(self, token: str | None) -> None:
         """Use ``token`` from now on: sent with ``auth`` now, and on every reconnect.

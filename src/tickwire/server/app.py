@@ -40,6 +40,7 @@ from ..sources import Source, SourceKind
 from .accesslog import AccessLogger
 from .admission import ConnectionGuard, Rejection, client_address
 from .auth import Identity, Verifier
+from .market import add_market_routes
 from .metrics import CONTENT_TYPE, Metrics
 from .publish import ApiKeys, PublishApi
 from .workers import run_workers
@@ -175,6 +176,7 @@ class Gateway:
         app.router.add_get("/api/v1/ws/stats", self.handle_stats)
         app.router.add_get("/metrics", self.handle_metrics)
         self.publish_api.add_routes(app)
+        add_market_routes(app, self.source)
         app.router.add_get("/", self.handle_index)
         app.router.add_static("/static", str(importlib.resources.files("tickwire") / "web"))
         app.on_startup.append(self._on_startup)

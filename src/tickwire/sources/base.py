@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from ..channels import Channel
-from ..events import Event
+from ..events import Event, Kline
 from ..health import SourceHealth
+from ..marketdata import SymbolInfo
 
 
 __all__ = ["RecordingSource", "Source", "SourceHealth", "SourceKind", "SourceSink"]
@@ -60,6 +61,25 @@ class Source(Protocol):
         """The symbols the upstream lists, or None while it is not known (no list yet)."""
 
     def health(self) -> SourceHealth: ...
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        """The newest ``limit`` candles opening at or before ``end_time`` (ms; None: now), oldest first.
+
+        The last one may be in progress (``final`` false). Serves ``GET /api/v1/klines``.
+
+        Raises:
+            ProtocolError: ``UNKNOWN_SYMBOL`` when the source does not list ``symbol``.
+            MarketDataUnavailable: the upstream cannot answer now (HTTP 503).
+        """
+
+    async def symbols(self) -> list[SymbolInfo]:
+        """Every symbol the source lists, for ``GET /api/v1/symbols``.
+
+        Raises:
+            MarketDataUnavailable: the upstream cannot answer now (HTTP 503).
+        """
 
 
 @runtime_checkable

@@ -5,6 +5,11 @@ is the leader's, read from the bus. Symbols are validated against the list
 the leader publishes; while no list is published (no leader yet, or a
 source that does not list its symbols), any well-formed market channel is
 accepted and an unknown symbol simply stays silent.
+
+Market data over HTTP (``/api/v1/klines``, ``/api/v1/symbols``) needs the
+upstream itself, which only the ingest holds: a ``--role gateway`` process
+answers it with 503 and says so; serve those routes from a ``--role all``
+process (or put the ingest's own upstream behind them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import msgspec
 
 from ..channels import Channel
 from ..errors import ErrorCode, ProtocolError
+from ..events import Kline
+from ..marketdata import MarketDataUnavailable, SymbolInfo
 from .base import SourceHealth, SourceKind, SourceSink
 
 
@@ -71,3 +78,17 @@ class FollowerSource:
         if leader is None:
             return SourceHealth(source=self.name, live=False, follower=True, reason="no ingest leader")
         return msgspec.structs.replace(leader, live=leader.live and self._view.connected, follower=True)
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        raise MarketDataUnavailable(_SERVED_BY_INGEST)
+
+    async def symbols(self) -> list[SymbolInfo]:
+        raise MarketDataUnavailable(_SERVED_BY_INGEST)
+
+
+_SERVED_BY_INGEST = (
+    "market data over HTTP is served by the ingest's upstream, not by a --role gateway process; "
+    "ask a --role all gateway"
+)

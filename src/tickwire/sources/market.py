@@ -11,7 +11,6 @@ complete from the first second.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import random
 from collections import deque
@@ -21,12 +20,14 @@ from decimal import Decimal
 
 from ..channels import INTERVAL_SECONDS
 from ..events import Depth, Event, Kline, Ticker, Trade
+from ..marketdata import Precision, SymbolInfo, interval_start, split_symbol
 
 
 __all__ = ["SYMBOLS", "Market", "SymbolSpec"]
 
 _DAY_MS = 86_400_000
 _MINUTE_MS = 60_000
+_KEEP_CLOSED = 1000  # closed candles kept per interval: one full /api/v1/klines answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +89,7 @@ class _SymbolState:
     update_id: int
     minutes: deque[_Bar] = field(default_factory=deque)
     candles: dict[str, _Bar] = field(default_factory=dict)
-
-
-def _interval_start(ms: int, interval: str) -> int:
-    if interval == "1M":
-        t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-        return int(dt.datetime(t.year, t.month, 1, tzinfo=dt.UTC).timestamp() * 1000)
-    span = INTERVAL_SECONDS[interval] * 1000
-    if interval == "1w":  # weeks start on Monday; the epoch was a Thursday
-        return (ms - 4 * _DAY_MS) // span * span + 4 * _DAY_MS
-    return ms // span * span
+    closed: dict[str, deque[_Bar]] = field(default_factory=dict)  # interval -> candles closed live
 
 
 class Market:
@@ -121,6 +113,14 @@ class Market:
     @property
     def symbols(self) -> list[str]:
         return list(self._symbols)
+
+    def symbol_info(self) -> list[SymbolInfo]:
+        """Every simulated symbol, as ``GET /api/v1/symbols`` lists it."""
+        out: list[SymbolInfo] = []
+        for symbol, state in self._symbols.items():
+            base, quote = split_symbol(symbol)
+            out.append(SymbolInfo(symbol, base, quote, "TRADING", Precision(state.spec.tick, state.spec.lot)))
+        return out
 
     def _step_price(self, state: _SymbolState, dt_ms: float) -> float:
         sigma = state.spec.volatility * math.sqrt(dt_ms / (365 * _DAY_MS))
@@ -146,7 +146,7 @@ class Market:
             state.trade_id += bar.count
         state.minutes.append(_Bar(current, state.price, state.price, state.price, state.price))
         for interval in INTERVAL_SECONDS:
-            start = _interval_start(now_ms, interval)
+            start = interval_start(now_ms, interval)
             candle = _Bar(start, state.price, state.price, state.price, state.price)
             for bar in state.minutes:
                 if bar.start >= start and bar.count:
@@ -225,12 +225,13 @@ class Market:
         while state.minutes and state.minutes[0].start <= t - _DAY_MS:
             state.minutes.popleft()
         for interval, candle in state.candles.items():
-            start = _interval_start(t, interval)
+            start = interval_start(t, interval)
             if candle.start == start:
                 continue
             channel = f"klines:{state.spec.symbol}:{interval}"
             if wanted(channel):
                 events.append(self._kline(state.spec, interval, candle, True, t))
+            state.closed.setdefault(interval, deque(maxlen=_KEEP_CLOSED)).append(candle)
             state.candles[interval] = _Bar(start, close, close, close, close)
 
     # -- snapshots of the current state ----------------------------------------
@@ -311,3 +312,53 @@ class Market:
             final=final,
             event_time=t,
         )
+
+    # -- history (GET /api/v1/klines) --------------------------------------------
+
+    def history(self, symbol: str, interval: str, *, limit: int, end_time: int | None = None) -> list[Kline]:
+        """The newest ``limit`` candles opening at or before ``end_time`` (ms), oldest first.
+
+        Candles closed since start are the very bars whose final ``kline`` was
+        published; older ones are aggregated from the day of one-minute
+        buckets (none for ``1s``); the last one is the candle in progress,
+        the same bar the ``klines:`` channel shows.
+        """
+        state = self._symbols[symbol]
+        current = state.candles[interval]
+        closed = list(state.closed.get(interval, ()))
+        bars = closed
+        enough = end_time is None and len(closed) + 1 >= limit
+        if interval != "1s" and not enough:
+            first = closed[0].start if closed else current.start
+            bars = self._from_minutes(state, interval, before=first) + closed
+        shown = [(bar, True) for bar in bars] + [(current, False)]
+        if end_time is not None:
+            shown = [(bar, final) for bar, final in shown if bar.start <= end_time]
+        return [self._kline(state.spec, interval, bar, final, self._now) for bar, final in shown[-limit:]]
+
+    @staticmethod
+    def _from_minutes(state: _SymbolState, interval: str, *, before: int) -> list[_Bar]:
+        """Candles of ``interval`` built from the minute buckets that open before ``before``.
+
+        A bucket without trades only sets the price of a candle that has none
+        either, as a live candle's first trade replaces its opening price.
+        """
+        out: list[_Bar] = []
+        for minute in state.minutes:
+            if minute.start >= before:
+                break
+            start = interval_start(minute.start, interval)
+            if not out or out[-1].start != start:
+                out.append(_Bar(start, minute.open, minute.high, minute.low, minute.close))
+            bar = out[-1]
+            if not minute.count:
+                continue
+            if bar.count == 0:
+                bar.open, bar.high, bar.low = minute.open, minute.high, minute.low
+            bar.high = max(bar.high, minute.high)
+            bar.low = min(bar.low, minute.low)
+            bar.close = minute.close
+            bar.volume += minute.volume
+            bar.quote += minute.quote
+            bar.count += minute.count
+        return out

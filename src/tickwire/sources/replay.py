@@ -29,9 +29,11 @@ import msgspec
 from ..channels import Channel
 from ..config import Settings
 from ..errors import ConfigError, ErrorCode, ProtocolError, UpstreamError
-from ..events import Event
+from ..events import Event, Kline
+from ..marketdata import SymbolInfo, last_candles, split_symbol
 from .base import SourceHealth, SourceKind, SourceSink
 from .binance.parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
+from .replay_history import CaptureHistory
 
 
 __all__ = ["Capture", "ReplaySource", "read_capture"]
@@ -254,3 +256,26 @@ class ReplaySource:
             self.bad_frames += 1
             logger.warning("replay frame %d skipped: %s", self.position, exc)
         return None
+
+    # -- market data over HTTP (replay_history.py) -------------------------------------------
+
+    _history: CaptureHistory | None = None  # scanned on the first request
+
+    def _capture_history(self) -> CaptureHistory:
+        if self._history is None:
+            self._history = CaptureHistory.scan(self._records)
+        return self._history
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        """Candles of the capture's kline frames played so far, as the venue would have answered then."""
+        if symbol not in self._symbols:
+            raise ProtocolError(ErrorCode.UNKNOWN_SYMBOL, f"the replay holds no {symbol}")
+        played = self._capture_history().played(symbol, interval, self.position)
+        return last_candles(played, limit=limit, end_time=end_time)
+
+    async def symbols(self) -> list[SymbolInfo]:
+        """The symbols seen in the capture; precision is estimated from the numbers seen."""
+        history = self._capture_history()
+        return [SymbolInfo(s, *split_symbol(s), "TRADING", history.precision(s)) for s in self._symbols]

@@ -16,7 +16,8 @@ from ..channels import Channel, Kind
 from ..clock import wall_ms
 from ..config import Settings
 from ..errors import ErrorCode, ProtocolError
-from ..events import Event
+from ..events import Event, Kline
+from ..marketdata import SymbolInfo
 from .base import SourceHealth, SourceKind, SourceSink
 from .market import Market
 
@@ -52,13 +53,25 @@ class SimulatedSource:
         self._sink = sink
 
     async def validate(self, channel: Channel) -> None:
-        if channel.symbol not in self.market.symbols:
+        self._check(channel.symbol, channel.name)
+
+    def _check(self, symbol: str | None, channel: str | None = None) -> None:
+        if symbol not in self.market.symbols:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_SYMBOL,
-                f"the simulated market does not list {channel.symbol}; "
-                f"it lists {', '.join(self.market.symbols)}",
-                channel=channel.name,
+                f"the simulated market does not list {symbol}; it lists {', '.join(self.market.symbols)}",
+                channel=channel,
             )
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        """The market's own history, up to its last step (:meth:`Market.history`)."""
+        self._check(symbol)
+        return self.market.history(symbol, interval, limit=limit, end_time=end_time)
+
+    async def symbols(self) -> list[SymbolInfo]:
+        return self.market.symbol_info()
 
     def open(self, channel: Channel) -> None:
         self._open[channel.name] = channel

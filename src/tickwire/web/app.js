@@ -4,15 +4,23 @@
 // does not know throws, and the throw is caught and shown in the log so the
 // page keeps running. `/?channels=a,b` chooses the channels subscribed on load
 // (empty for none); otherwise the last set (localStorage) or a default set.
+// Only canonical names (from the `subscribed` acks) are saved.
+//
+// The chart shows `klines:SYMBOL:INTERVAL` of its two pickers: history from
+// /api/v1/klines first, then live candles from the channel, which the chart
+// subscribes to itself (and leaves when it switches). Symbols come from
+// /api/v1/symbols, so the pickers list what the source really has.
 
 import { CandleChart } from "./chart.js";
 import { Feed } from "./feed.js";
-import { DepthLadder, Log, PriceTable, TradeTape, el, fmt, renderStats } from "./views.js";
+import {
+  ChannelTable, DepthLadder, Log, PriceTable, TradeTape, el, fmt, renderProtected, renderStats,
+} from "./views.js";
 
-const DEFAULT_CHANNELS = [
-  "price:BTCUSDT", "price:ETHUSDT", "ticker:SOLUSDT", "klines:BTCUSDT:1s", "depth:BTCUSDT", "trades:BTCUSDT",
-];
-const SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"];
+const DEFAULT_CHANNELS = ["price:BTCUSDT", "price:ETHUSDT", "ticker:SOLUSDT", "depth:BTCUSDT", "trades:BTCUSDT"];
+const DEFAULT_CHART = ["BTCUSDT", "1m"];
+const HISTORY = 500; // candles fetched when the chart opens
+const SUGGESTED = 60; // symbols offered in the subscribe box
 const $ = (id) => document.getElementById(id);
 
 const prices = new PriceTable($("prices"));
@@ -20,8 +28,10 @@ const chart = new CandleChart($("candles"));
 const ladder = new DepthLadder($("depth"), $("depth-title"));
 const tape = new TradeTape($("tape"));
 const log = new Log($("log"));
-const stale = new Map();
+const channelTable = new ChannelTable($("channel-stats"));
+const stale = new Map(); // channel -> {reason, since}
 let health = null;
+let chartRequest = 0;
 
 function initialChannels() {
   const query = new URLSearchParams(window.location.search);
@@ -31,6 +41,15 @@ function initialChannels() {
     if (Array.isArray(saved)) return saved.filter((c) => typeof c === "string");
   } catch { /* no saved set */ }
   return DEFAULT_CHANNELS;
+}
+
+// the chart opens on the first klines channel asked for, else on the default
+function initialChart(names) {
+  for (const name of names) {
+    const [kind, symbol, interval] = name.split(":");
+    if (kind === "klines" && symbol && interval) return [symbol.toUpperCase(), interval];
+  }
+  return DEFAULT_CHART;
 }
 
 function saveChannels() {
@@ -51,6 +70,9 @@ const feed = new Feed({
   },
   onState: showConnection,
   onGap: (gap) => log.add("gap", `${gap.channel}: ${gap.missed} missed`, `seq ${gap.after} → ${gap.seq}`),
+  onRtt: (ms) => {
+    $("rtt").textContent = `rtt ${fmt(ms, ms < 10 ? 1 : 0)} ms`;
+  },
 });
 
 function showConnection({ state, code, reason, delay }) {
@@ -66,6 +88,7 @@ function showConnection({ state, code, reason, delay }) {
   badge.textContent = text;
   badge.className = `badge state-${state}`;
   $("connect").textContent = state === "disconnected" || state === "closed" ? "Connect" : "Disconnect";
+  if (state !== "live") $("rtt").textContent = "rtt -";
   if (state !== "live" && state !== "connecting") {
     log.add(state === "closed" ? "error" : "status", `connection ${text}`, code ? `code ${code} ${reason || ""}` : undefined);
   }
@@ -97,7 +120,7 @@ function handle(msg) {
       if (msg.channel) removeChip(msg.channel);
       break;
     case "status":
-      if (msg.status === "stale") stale.set(msg.channel, msg.reason || "stale");
+      if (msg.status === "stale") stale.set(msg.channel, { reason: msg.reason || "stale", since: Date.now() });
       else stale.delete(msg.channel);
       prices.setState(msg.channel, msg.status, msg.reason);
       showStale();
@@ -109,7 +132,6 @@ function handle(msg) {
       if (logData) log.add(msg.type, msg.channel, `${fmt(msg.data.price)} #${msg.seq}`);
       break;
     case "kline":
-      if (!chart.channel) selectChart(msg.channel);
       if (msg.channel === chart.channel) chart.update(msg.data);
       if (logData && msg.data.isFinal) log.add("kline", msg.channel, `close ${fmt(msg.data.close)} final`);
       break;
@@ -118,7 +140,7 @@ function handle(msg) {
       if (logData) log.add("trade", msg.channel, `${msg.data.side} ${fmt(msg.data.quantity)} @ ${fmt(msg.data.price)}`);
       break;
     case "depth":
-      if (!ladder.channel) ladder.reset(msg.channel);
+      if (!ladder.channel) selectDepth(msg.channel);
       if (msg.channel === ladder.channel) ladder.update(msg);
       break;
     case "signal":
@@ -151,7 +173,7 @@ function addChip(channel) {
   remove.addEventListener("click", () => feed.unsubscribe([channel]));
   chip.append(el("span", "", channel), remove);
   list.appendChild(chip);
-  if (channel.startsWith("klines:")) refreshChartChoices();
+  if (channel.startsWith("depth:")) refreshDepthChoices();
 }
 
 function removeChip(channel) {
@@ -163,30 +185,10 @@ function dropChannel(channel) {
   prices.remove(channel);
   stale.delete(channel);
   showStale();
-  if (channel === chart.channel) selectChart([...feed.channels].find((c) => c.startsWith("klines:")) || null);
-  if (channel === ladder.channel) ladder.reset([...feed.channels].find((c) => c.startsWith("depth:")) || null);
-  refreshChartChoices();
+  if (channel === chart.channel) chart.setNote("not live: the chart's channel was unsubscribed");
+  if (channel === ladder.channel) selectDepth([...feed.channels].find((c) => c.startsWith("depth:")) || null);
+  refreshDepthChoices();
 }
-
-function refreshChartChoices() {
-  const select = $("chart-channel");
-  const klines = [...feed.channels].filter((c) => c.startsWith("klines:"));
-  select.replaceChildren(...klines.map((c) => {
-    const option = el("option", "", c);
-    option.value = c;
-    return option;
-  }));
-  select.hidden = klines.length === 0;
-  if (chart.channel) select.value = chart.channel;
-}
-
-function selectChart(channel) {
-  chart.reset(channel);
-  $("chart-title").textContent = channel ? "Candles" : "Candles (no klines channel)";
-  refreshChartChoices();
-}
-
-$("chart-channel").addEventListener("change", (e) => selectChart(e.target.value));
 
 $("subscribe-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -204,6 +206,107 @@ $("connect").addEventListener("click", () => {
 });
 
 $("token").addEventListener("change", (e) => feed.setToken(e.target.value.trim()));
+
+// --- the chart: history first, then the live channel ----------------------------------------
+
+async function selectChart(symbol, interval) {
+  const channel = `klines:${symbol}:${interval}`;
+  if (channel === chart.channel) return;
+  const previous = chart.channel;
+  const request = ++chartRequest;
+  chart.reset(channel, "loading history…");
+  ensureOption($("chart-symbol"), symbol);
+  $("chart-symbol").value = symbol;
+  $("chart-interval").value = interval;
+  if (previous) feed.unsubscribe([previous]);
+  feed.subscribe([channel]);
+  const query = new URLSearchParams({ symbol, interval, limit: String(HISTORY) });
+  try {
+    const response = await fetch(`/api/v1/klines?${query}`, { cache: "no-store" });
+    const body = await response.json();
+    if (request !== chartRequest) return; // the user switched meanwhile
+    if (!body.success) throw new Error(body.error.message);
+    chart.load(body.data);
+    chart.setNote("");
+  } catch (err) {
+    if (request === chartRequest) chart.setNote(`no history: ${err.message || err}`);
+  }
+}
+
+function chartPicked() {
+  selectChart($("chart-symbol").value, $("chart-interval").value);
+}
+
+$("chart-symbol").addEventListener("change", chartPicked);
+$("chart-interval").addEventListener("change", chartPicked);
+
+function ensureOption(select, value) {
+  if ([...select.options].some((o) => o.value === value)) return;
+  const option = el("option", "", value);
+  option.value = value;
+  select.appendChild(option);
+}
+
+// --- depth: which subscribed book the ladder shows ------------------------------------------
+
+function selectDepth(channel) {
+  ladder.reset(channel);
+  refreshDepthChoices();
+}
+
+function refreshDepthChoices() {
+  const select = $("depth-channel");
+  const books = [...feed.channels].filter((c) => c.startsWith("depth:"));
+  select.replaceChildren(...books.map((c) => {
+    const option = el("option", "", c);
+    option.value = c;
+    return option;
+  }));
+  select.hidden = books.length < 2;
+  if (ladder.channel) select.value = ladder.channel;
+}
+
+$("depth-channel").addEventListener("change", (e) => selectDepth(e.target.value));
+
+// --- symbols from the source: the chart picker and the subscribe suggestions -----------------
+
+async function loadSymbols() {
+  let symbols = [];
+  try {
+    const response = await fetch("/api/v1/symbols", { cache: "no-store" });
+    const body = await response.json();
+    if (!body.success) throw new Error(body.error.message);
+    symbols = body.data.filter((s) => s.status === "TRADING").map((s) => s.symbol);
+  } catch (err) {
+    log.add("status", `symbol list unavailable: ${err.message || err}`);
+    return;
+  }
+  const select = $("chart-symbol");
+  const current = select.value;
+  select.replaceChildren(...symbols.map((symbol) => {
+    const option = el("option", "", symbol);
+    option.value = symbol;
+    return option;
+  }));
+  if (current) {
+    ensureOption(select, current);
+    select.value = current;
+  }
+  suggest(symbols.slice(0, SUGGESTED));
+}
+
+function suggest(symbols) {
+  const kinds = ["price", "ticker", "trades", "depth", "klines"];
+  const options = [];
+  for (const symbol of symbols) {
+    for (const kind of kinds) {
+      const option = el("option");
+      option.value = kind === "klines" ? `klines:${symbol}:1m` : `${kind}:${symbol}`;
+      options.push(option);
+    }
+  }
+  $("suggestions").replaceChildren(...options);
+}
 
 // --- status from HTTP: /health and /api/v1/ws/stats ---------------------------------------
 
@@ -231,28 +334,27 @@ async function poll() {
   }
   try {
     const response = await fetch("/api/v1/ws/stats", { cache: "no-store" });
+    if (response.status === 401) {
+      renderProtected($("stats"));
+      return;
+    }
     const body = await response.json();
     if (body.success) renderStats($("stats"), body.data);
   } catch { /* shown by the health badge */ }
 }
 
-function suggest() {
-  const kinds = ["price", "ticker", "trades", "depth", "klines"];
-  const options = [];
-  for (const symbol of SYMBOLS) {
-    for (const kind of kinds) {
-      const option = el("option");
-      option.value = kind === "klines" ? `klines:${symbol}:1m` : `${kind}:${symbol}`;
-      options.push(option);
-    }
-  }
-  $("suggestions").replaceChildren(...options);
+function showChannels() {
+  channelTable.render([...feed.channels].sort(), feed.channelStats, stale);
 }
 
-suggest();
-selectChart(null);
-ladder.reset(null);
-feed.subscribe(initialChannels());
+const channels = initialChannels();
+const [chartSymbol, chartInterval] = initialChart(channels);
+const isChart = (name) => name.toUpperCase() === `KLINES:${chartSymbol}:${chartInterval}`.toUpperCase();
+selectDepth(null);
+feed.subscribe(channels.filter((c) => !isChart(c)));
+selectChart(chartSymbol, chartInterval);
 feed.connect();
+loadSymbols();
 poll();
 setInterval(poll, 2000);
+setInterval(showChannels, 1000);

@@ -5,6 +5,13 @@
 // PROTOCOL.md, and checks `seq` per channel (a jump is reported as a gap; a
 // snapshot resets the expectation). The page gets plain objects through
 // callbacks; this module never touches the DOM.
+//
+// Channels are remembered by their canonical name only, the one the
+// `subscribed` ack carries: a name as typed (`price:btcusdt`) waits in
+// `pending` until it is sent, then in `inflight` until its subscribe is
+// answered, and is never stored. A JSON `ping` every `pingEvery` ms gives the
+// round-trip time; `channelStats` counts messages, seq gaps and the time of
+// the last message per channel.
 
 const CLOSE_POLICY = {
   1001: "soon", // server restarting
@@ -22,20 +29,27 @@ export function wsUrl(token) {
 }
 
 export class Feed {
-  constructor({ onMessage, onState, onGap, minDelay = 500, maxDelay = 15000, longDelay = 10000 }) {
+  constructor({ onMessage, onState, onGap, onRtt = () => {}, minDelay = 500, maxDelay = 15000, longDelay = 10000, pingEvery = 5000 }) {
     this.onMessage = onMessage;
     this.onState = onState;
     this.onGap = onGap;
+    this.onRtt = onRtt;
     this.minDelay = minDelay;
     this.maxDelay = maxDelay;
     this.longDelay = longDelay;
-    this.channels = new Set(); // remembered subscriptions (canonical names from the acks)
+    this.pingEvery = pingEvery;
+    this.channels = new Set(); // remembered subscriptions: canonical names from the acks
+    this.pending = new Set(); // names asked for while not connected, as given
+    this.inflight = new Map(); // subscribe id -> {names, answers}
+    this.pings = new Map(); // ping id -> sent at (performance.now())
     this.lastSeq = new Map();
+    this.channelStats = new Map(); // channel -> {count, gaps, missed, lastAt, seq}
     this.token = "";
     this.ws = null;
     this.wanted = false; // the user asked to be connected
     this.attempt = 0;
     this.timer = null;
+    this.pinger = null;
     this.nextId = 1;
   }
 
@@ -52,7 +66,12 @@ export class Feed {
     this.ws = ws;
     ws.onopen = () => {
       this.openedAt = Date.now();
-      if (this.channels.size) this.send({ type: "subscribe", channels: [...this.channels] });
+      const names = [...new Set([...this.channels, ...this.pending])];
+      this.pending.clear();
+      if (names.length) this.sendSubscribe(names);
+      this.ping();
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => this.ping(), this.pingEvery);
     };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => this.closed(ws, event.code, event.reason);
@@ -72,20 +91,44 @@ export class Feed {
   }
 
   subscribe(names) {
-    if (this.connected) this.send({ type: "subscribe", channels: names, id: this.nextId++ });
-    else names.forEach((n) => this.channels.add(n));
+    if (this.connected) this.sendSubscribe(names);
+    else names.forEach((n) => this.pending.add(n));
+  }
+
+  sendSubscribe(names) {
+    const id = this.nextId++;
+    this.inflight.set(id, { names, answers: 0 });
+    this.send({ type: "subscribe", channels: names, id });
   }
 
   unsubscribe(names) {
     names.forEach((n) => {
       this.channels.delete(n);
+      this.pending.delete(n);
       this.lastSeq.delete(n);
+      this.channelStats.delete(n);
     });
     if (this.connected) this.send({ type: "unsubscribe", channels: names, id: this.nextId++ });
   }
 
+  ping() {
+    if (!this.connected) return;
+    const id = `rtt-${this.nextId++}`;
+    this.pings.set(id, performance.now());
+    this.send({ type: "ping", id });
+  }
+
   send(msg) {
     this.ws.send(JSON.stringify(msg));
+  }
+
+  // a reply to one of our subscribes: once all its channels are answered, it is done
+  answered(msg) {
+    const request = this.inflight.get(msg.id);
+    if (!request) return;
+    request.answers += 1;
+    const whole = msg.type === "error" && !msg.channel; // the message itself was refused
+    if (whole || request.answers >= request.names.length) this.inflight.delete(msg.id);
   }
 
   receive(text) {
@@ -96,24 +139,49 @@ export class Feed {
       this.onMessage({ type: "error", code: "CLIENT", message: `undecodable frame: ${err}` });
       return;
     }
+    if (msg.type === "pong" && this.pings.has(msg.id)) {
+      this.onRtt(performance.now() - this.pings.get(msg.id));
+      this.pings.delete(msg.id);
+      return; // our own heartbeat: not a message for the page
+    }
+    if (msg.type === "subscribed" || (msg.type === "error" && msg.id !== undefined)) this.answered(msg);
     if (msg.type === "subscribed") this.channels.add(msg.channel);
     if (msg.type === "unsubscribed") this.channels.delete(msg.channel);
     if (msg.type === "error" && msg.channel) this.channels.delete(msg.channel); // refused: forget it
     if (msg.type === "connected") this.onState({ state: "live", clientId: msg.clientId });
     if (typeof msg.seq === "number" && typeof msg.channel === "string") {
       if (!this.channels.has(msg.channel)) return; // arrived before our unsubscribe was acknowledged
-      const last = this.lastSeq.get(msg.channel);
-      if (last !== undefined && !msg.snapshot && msg.seq > last + 1) {
-        this.onGap({ channel: msg.channel, after: last, seq: msg.seq, missed: msg.seq - last - 1 });
-      }
-      this.lastSeq.set(msg.channel, msg.seq);
+      this.count(msg);
     }
     this.onMessage(msg);
+  }
+
+  count(msg) {
+    let stats = this.channelStats.get(msg.channel);
+    if (!stats) {
+      stats = { count: 0, gaps: 0, missed: 0, lastAt: 0, seq: 0 };
+      this.channelStats.set(msg.channel, stats);
+    }
+    stats.count += 1;
+    stats.lastAt = Date.now();
+    stats.seq = msg.seq;
+    const last = this.lastSeq.get(msg.channel);
+    if (last !== undefined && !msg.snapshot && msg.seq > last + 1) {
+      stats.gaps += 1;
+      stats.missed += msg.seq - last - 1;
+      this.onGap({ channel: msg.channel, after: last, seq: msg.seq, missed: msg.seq - last - 1 });
+    }
+    this.lastSeq.set(msg.channel, msg.seq);
   }
 
   closed(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
+    clearInterval(this.pinger);
+    this.pings.clear();
+    // names sent but not answered are asked for again on the next connection
+    for (const { names } of this.inflight.values()) names.forEach((n) => this.channels.has(n) || this.pending.add(n));
+    this.inflight.clear();
     if (!this.wanted) {
       this.onState({ state: "disconnected", code, reason });
       return;

@@ -196,3 +196,55 @@ export function renderStats(dl, data) {
   }
   dl.replaceChildren(...nodes);
 }
+
+export function renderProtected(dl) {
+  dl.replaceChildren(el("dt", "protected", "stats are protected (--protect-stats)"));
+}
+
+// --- per-channel health: message rate, seq gaps, time since the last message ------------------
+
+function age(ms) {
+  if (ms < 1000) return "now";
+  const s = ms / 1000;
+  return s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(0)} min`;
+}
+
+export class ChannelTable {
+  constructor(tbody, { window = 5000 } = {}) {
+    this.tbody = tbody;
+    this.window = window;
+    this.samples = new Map(); // channel -> [[time, count], ...] over the last `window` ms
+  }
+
+  rate(channel, count, now) {
+    const samples = this.samples.get(channel) || [];
+    samples.push([now, count]);
+    while (samples.length > 1 && now - samples[0][0] > this.window) samples.shift();
+    this.samples.set(channel, samples);
+    const [t0, c0] = samples[0];
+    return now > t0 ? ((count - c0) * 1000) / (now - t0) : 0;
+  }
+
+  // channels: canonical names; stats: Map from Feed.channelStats; stale: Map channel -> {reason, since}
+  render(channels, stats, stale) {
+    const now = Date.now();
+    for (const channel of this.samples.keys()) if (!channels.includes(channel)) this.samples.delete(channel);
+    const rows = channels.map((channel) => {
+      const s = stats.get(channel) || { count: 0, gaps: 0, missed: 0, lastAt: 0, seq: 0 };
+      const down = stale.get(channel);
+      const row = el("tr");
+      row.dataset.channel = channel;
+      const state = down ? `stale ${age(now - down.since)}` : s.count ? "live" : "waiting";
+      row.append(
+        el("td", "col-channel", channel),
+        el("td", "col-rate", fmt(this.rate(channel, s.count, now), 1)),
+        el("td", "col-seq", s.seq ? String(s.seq) : "-"),
+        el("td", `col-gaps${s.gaps ? " warn" : ""}`, s.gaps ? `${s.gaps} (${s.missed} missed)` : "0"),
+        el("td", "col-last", s.lastAt ? age(now - s.lastAt) : "-"),
+        el("td", `col-state state-${down ? "stale" : s.count ? "live" : "waiting"}`, state),
+      );
+      return row;
+    });
+    this.tbody.replaceChildren(...rows);
+  }
+}

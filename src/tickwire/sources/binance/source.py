@@ -39,6 +39,7 @@ stale, channel by channel, until data flows again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -54,9 +55,11 @@ from ...channels import Channel
 from ...clock import wall_ms
 from ...config import Settings
 from ...errors import ErrorCode, ProtocolError, UpstreamError
-from ...events import Event
+from ...events import Event, Kline
+from ...marketdata import SymbolInfo
 from ..base import SourceHealth, SourceKind, SourceSink
 from .connection import Connection, process_exception
+from .history import BinanceHistory
 from .parse import (
     DataFrame,
     Normalizer,
@@ -333,6 +336,20 @@ class BinanceSource:
             rest_blocked_seconds=round(self._rest.blocked_for(time.monotonic()), 1),
             symbols=len(self._symbols) if self._symbols is not None else None,
         )
+
+    # -- market data over HTTP: all in history.py ---------------------------------------------
+
+    @functools.cached_property
+    def history(self) -> BinanceHistory:
+        return BinanceHistory(self._rest, ttl=self.exchange_info_ttl, clock_ms=self.clock_ms)
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        return await self.history.klines(symbol, interval, limit=limit, end_time=end_time)
+
+    async def symbols(self) -> list[SymbolInfo]:
+        return await self.history.symbols()
 
     # -- plumbing used by connections ------------------------------------------------------
 
