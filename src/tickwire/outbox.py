@@ -2,7 +2,7 @@
 
 Pure: no asyncio, no clock, no I/O. A session owns one; the hub fills it
 through the session, and the session's writer empties it with :meth:`take`
-(DESIGN.md "Delivery classes", "Write in the same turn, once per client").
+(docs/backpressure.md, docs/fanout.md).
 
 Rules:
 

@@ -10,7 +10,7 @@ Theory of operation:
   control frames keep their order, a final frame pins its channel's pending
   latest frame so per-channel ``seq`` order holds, and at most ``max_queue``
   frames that must be delivered wait. One more closes the client with 4008
-  (DESIGN.md "Delivery classes").
+  (docs/backpressure.md).
 * One writer task per connection wakes at most once per loop iteration,
   takes everything pending and writes it in one ``write`` (coalescing). When
   the socket's buffer is full it waits for it to drain; meanwhile latest
@@ -84,7 +84,7 @@ Validate = Callable[[Channel], Awaitable[None]]
 
 
 class Limits:
-    """Per-client limits (settings; PROTOCOL.md "Errors")."""
+    """Per-client limits (settings; docs/protocol.md "Errors")."""
 
     __slots__ = ("abuse_limit", "burst", "high_water", "max_queue", "max_subscriptions", "rate")
 
@@ -397,7 +397,7 @@ class Session:
         self.send(encode_authenticated(identity.user, identity.expires_at_ms, msg.id))
 
     def set_identity(self, identity: Identity | None) -> None:
-        """Switch user; private channels of the previous user end (PROTOCOL.md "Auth").
+        """Switch user; private channels of the previous user end (docs/protocol.md "Control messages").
 
         The new identity's expiry replaces the previous one: when it passes
         without a fresh ``auth``, the connection is closed with 4001.
