@@ -101,7 +101,7 @@ class Limits:
         self.max_subscriptions = max_subscriptions
         self.rate = rate
         self.burst = burst
-        self.max_queue = max_queue  # final frames waiting for a slow client
+        self.max_queue = max_queue  # final frames and replies waiting for a slow client
         self.high_water = high_water  # bytes in the socket buffer before we wait
         self.abuse_limit = abuse_limit  # rate-limited frames before closing with 1008
 
