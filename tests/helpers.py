@@ -22,7 +22,7 @@ from tickwire.server import Gateway
 from tickwire.sources.base import Source
 
 
-__all__ = ["TIMEOUT", "Client", "publish_now", "running_gateway"]
+__all__ = ["TIMEOUT", "Client", "FakeTransport", "decode_frames", "publish_now", "running_gateway"]
 
 TIMEOUT = 5.0 * float(os.environ.get("TICKWIRE_TESTS_TIMEOUT_FACTOR", "1"))
 """Default wait for one expected message; scale with TICKWIRE_TESTS_TIMEOUT_FACTOR."""
@@ -125,3 +125,63 @@ class Client:
             msg = await self.ws.receive(timeout=max(0.01, deadline - loop.time()))
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return self.ws.close_code, str(msg.extra or "")
+
+
+class FakeTransport:
+    """A session's transport in memory, for Session tests without sockets.
+
+    It keeps every byte written; :meth:`messages` decodes them. After
+    :meth:`stall` it reports a full buffer, like a client that stopped
+    reading, so the session's writer waits in ``drain`` until :meth:`release`
+    and frames stay in the outbox.
+    """
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.writes = 0
+        self.closed: tuple[int, str] | None = None
+        self._full = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.writes += 1
+
+    def get_write_buffer_size(self) -> int:
+        return 1 << 30 if self._full else 0
+
+    async def drain(self) -> None:
+        await self._room.wait()
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def stall(self) -> None:
+        self._full = True
+        self._room.clear()
+
+    def release(self) -> None:
+        self._full = False
+        self._room.set()
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Everything written since the last call, decoded."""
+        data, self.data = bytes(self.data), bytearray()
+        return decode_frames(data)
+
+
+def decode_frames(data: bytes) -> list[dict[str, Any]]:
+    """Split unmasked server text frames (the shapes ``frames.text_frame`` builds)."""
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(data):
+        assert data[i] == 0x81, data[i:]
+        n, i = data[i + 1], i + 2
+        if n == 126:
+            n, i = int.from_bytes(data[i : i + 2], "big"), i + 2
+        elif n == 127:
+            n, i = int.from_bytes(data[i : i + 8], "big"), i + 8
+        out.append(json.loads(data[i : i + n]))
+        i += n
+    return out

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import typing
 from decimal import Decimal
 
 import msgspec
 import pytest
 from hypothesis import given, strategies as st
 
+from tickwire import messages
+from tickwire.client import messages as client_messages
 from tickwire.errors import ErrorCode, ProtocolError
 from tickwire.events import Depth, Kline, Ticker, Trade, channels_of
 from tickwire.frames import text_frame
@@ -17,12 +20,16 @@ from tickwire.protocol import (
     Subscribe,
     Unsubscribe,
     as_snapshot,
+    encode_authenticated,
     encode_connected,
     encode_error,
     encode_event,
+    encode_pong,
     encode_publication,
     encode_status,
     encode_subscribed,
+    encode_subscriptions,
+    encode_unsubscribed,
     iso_time,
     parse_client,
 )
@@ -225,3 +232,131 @@ def test_text_frame_lengths_follow_rfc6455(size: int) -> None:
         assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == size
     else:
         assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == size
+
+
+# --- the exact bytes, and one set of structs for both sides -------------------------------
+
+NOW = 1701806400123
+TS = '"timestamp":"2023-12-05T20:00:00.123Z"'
+KLINE = Kline(
+    symbol="BTCUSDT", interval="1m", open_time=1701806400000, open=D("97500.0"), high=D("97600.0"),
+    low=D("97400.0"), close=D("97523.45"), volume=D("123.45"), final=True, event_time=1701806401000,
+)  # fmt: skip
+TRADE = Trade(
+    symbol="BTCUSDT", id=12345, price=D("97523.45"), quantity=D("0.015"), buyer_taker=False,
+    event_time=1701806400000,
+)  # fmt: skip
+DEPTH = Depth(
+    symbol="BTCUSDT", bids=((D("97523.4"), D("1.5")),), asks=((D("97523.5"), D("0.7")),),
+    last_update_id=160, event_time=1701806400000,
+)  # fmt: skip
+
+# Every encoder's output byte for byte, as the gateway sent it before the server and the
+# client shared one set of structs; field order and omitted defaults are part of it.
+GOLDEN: list[tuple[bytes, str]] = [
+    (
+        encode_connected("ws_1_abc", NOW),
+        '{"type":"connected","clientId":"ws_1_abc","authenticated":false,' + TS + "}",
+    ),
+    (
+        encode_connected("ws_1_abc", NOW, user="u1"),
+        '{"type":"connected","clientId":"ws_1_abc","authenticated":true,' + TS + ',"userId":"u1"}',
+    ),
+    (encode_subscribed("price:BTCUSDT", NOW), '{"type":"subscribed","channel":"price:BTCUSDT",' + TS + "}"),
+    (
+        encode_subscribed("price:BTCUSDT", NOW, 9),
+        '{"type":"subscribed","channel":"price:BTCUSDT",' + TS + ',"id":9}',
+    ),
+    (
+        encode_unsubscribed("orders:u1", NOW, "r", reason="re-authenticated"),
+        '{"type":"unsubscribed","channel":"orders:u1",' + TS + ',"reason":"re-authenticated","id":"r"}',
+    ),
+    (encode_unsubscribed("orders:u1", NOW), '{"type":"unsubscribed","channel":"orders:u1",' + TS + "}"),
+    (encode_pong(NOW, "p"), '{"type":"pong","timestamp":1701806400123,"id":"p"}'),
+    (encode_pong(NOW), '{"type":"pong","timestamp":1701806400123}'),
+    (
+        encode_authenticated("u1", 1701810000000, 3),
+        '{"type":"authenticated","userId":"u1","expiresAt":1701810000000,"id":3}',
+    ),
+    (encode_authenticated("u1", None), '{"type":"authenticated","userId":"u1"}'),
+    (
+        encode_subscriptions(["price:BTCUSDT", "trades:BTCUSDT"], 4),
+        '{"type":"subscriptions","channels":["price:BTCUSDT","trades:BTCUSDT"],"id":4}',
+    ),
+    (encode_subscriptions([]), '{"type":"subscriptions","channels":[]}'),
+    (
+        encode_error(ProtocolError(ErrorCode.INVALID_CHANNEL, "bad", channel="prices:X", ref="r"), NOW),
+        '{"type":"error","code":"INVALID_CHANNEL","message":"bad",' + TS + ',"channel":"prices:X","id":"r"}',
+    ),
+    (
+        encode_error(ProtocolError(ErrorCode.RATE_LIMITED, "slow down"), NOW),
+        '{"type":"error","code":"RATE_LIMITED","message":"slow down",' + TS + "}",
+    ),
+    (
+        encode_status("price:BTCUSDT", False, NOW, "upstream disconnected"),
+        '{"type":"status","channel":"price:BTCUSDT","status":"stale",'
+        + TS
+        + ',"reason":"upstream disconnected"}',
+    ),
+    (
+        encode_status("price:BTCUSDT", True, NOW),
+        '{"type":"status","channel":"price:BTCUSDT","status":"live",' + TS + "}",
+    ),
+    (
+        encode_event("price:ETHUSDT", 42, TICKER),
+        '{"type":"price","channel":"price:ETHUSDT","symbol":"ETHUSDT","seq":42,"data":{"price":3650.00000000,'
+        '"change24h":125.5,"changePercent24h":3.56,"high24h":3700.0,"low24h":3500.0,"volume24h":123456.7,'
+        '"timestamp":1701806400000}}',
+    ),
+    (
+        encode_event("ticker:ETHUSDT", 7, TICKER),
+        '{"type":"ticker","channel":"ticker:ETHUSDT","symbol":"ETHUSDT","seq":7,"data":{"price":3650.00000000,'
+        '"bid":3649.5,"ask":3650.5,"bidQty":1.2,"askQty":0.8,"open24h":3524.5,"high24h":3700.0,"low24h":3500.0,'
+        '"change24h":125.5,"changePercent24h":3.56,"volume24h":123456.7,"quoteVolume24h":450000000.0,'
+        '"trades24h":901234,"timestamp":1701806400000}}',
+    ),
+    (
+        encode_event("klines:BTCUSDT:1m", 9, KLINE),
+        '{"type":"kline","channel":"klines:BTCUSDT:1m","symbol":"BTCUSDT","interval":"1m","seq":9,"data":'
+        '{"time":1701806400,"open":97500.0,"high":97600.0,"low":97400.0,"close":97523.45,"volume":123.45,'
+        '"isFinal":true}}',
+    ),
+    (
+        encode_event("trades:BTCUSDT", 1001, TRADE),
+        '{"type":"trade","channel":"trades:BTCUSDT","symbol":"BTCUSDT","seq":1001,"data":{"id":12345,'
+        '"price":97523.45,"quantity":0.015,"side":"sell","timestamp":1701806400000}}',
+    ),
+    (
+        encode_event("depth:BTCUSDT", 77, DEPTH),
+        '{"type":"depth","channel":"depth:BTCUSDT","symbol":"BTCUSDT","seq":77,"data":{"bids":[[97523.4,1.5]],'
+        '"asks":[[97523.5,0.7]],"lastUpdateId":160,"timestamp":1701806400000}}',
+    ),
+    (
+        encode_publication("signal", "signals:BTCUSDT", 5, msgspec.Raw(b'{"a":"x","n":2}'), symbol="BTCUSDT"),
+        '{"type":"signal","channel":"signals:BTCUSDT","seq":5,"data":{"a":"x","n":2},"symbol":"BTCUSDT"}',
+    ),
+    (
+        encode_publication("order", "orders:u1", 3, msgspec.Raw(b'{"id":"o1"}')),
+        '{"type":"order","channel":"orders:u1","seq":3,"data":{"id":"o1"}}',
+    ),
+]
+
+
+@pytest.mark.parametrize(("frame", "expected"), GOLDEN)
+def test_encoded_bytes_are_exact(frame: bytes, expected: str) -> None:
+    assert frame == expected.encode()
+
+
+@pytest.mark.parametrize(("frame", "expected"), GOLDEN)
+def test_the_client_decodes_into_the_same_structs_and_back(frame: bytes, expected: str) -> None:
+    msg = client_messages.decode(frame)
+    assert isinstance(msg, messages.Msg)  # the server's struct, not a copy of it
+    assert client_messages.encode(msg) == frame  # same fields, same order, same defaults left out
+
+
+def test_client_message_types_are_the_servers() -> None:
+    assert client_messages.Price is messages.Price and client_messages.Error is messages.Error
+    server = {cls.__name__ for cls in messages.Msg.__subclasses__()}
+    assert server == {cls.__name__ for cls in typing.get_args(client_messages.ServerMessage)}
+    snapshot = client_messages.decode(as_snapshot(encode_event("depth:BTCUSDT", 77, DEPTH)))
+    assert isinstance(snapshot, messages.Depth) and snapshot.snapshot and snapshot.data.bids[0][1] == D("1.5")

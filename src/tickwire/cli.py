@@ -1,4 +1,4 @@
-"""The ``tickwire`` command: ``serve`` (and the tools later issues add)."""
+"""The ``tickwire`` command: ``serve``, ``record``, and the client tools ``watch`` and ``probe``."""
 
 from __future__ import annotations
 

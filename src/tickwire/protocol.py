@@ -1,32 +1,28 @@
-"""The client protocol (PROTOCOL.md), sans I/O: bytes in, messages out, and back.
+"""The client protocol (docs/protocol.md), sans I/O: bytes in, messages out, and back.
 
 Nothing here awaits, reads the clock or touches a socket: callers pass the
 current time in. Client frames are parsed in two steps so that every bad
 frame gets the most precise answer: first JSON and the envelope (``type``,
-``id``), then the fields of that one type. Server frames are msgspec structs
-encoded straight to bytes, once per message (the hub reuses them for every
-subscriber).
+``id``), then the fields of that one type. Server frames are the structs of
+:mod:`tickwire.messages` (which the client library decodes into), encoded
+straight to bytes once per message: the hub reuses them for every subscriber.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from . import messages
 from .errors import ErrorCode, ProtocolError
 from .events import Depth, Event, Kline, Ticker, Trade
+from .messages import Ref
 
 
 __all__ = [
     "Auth",
-    "DepthData",
-    "KlineData",
-    "PriceData",
-    "TickerData",
-    "TradeData",
     "ClientMessage",
     "List",
     "Ping",
@@ -47,10 +43,6 @@ __all__ = [
     "iso_time",
     "parse_client",
 ]
-
-Ref = str | int
-"""The optional ``id`` of a client message, echoed on every direct reply."""
-
 
 # --- client -> server ------------------------------------------------------
 
@@ -135,226 +127,87 @@ def iso_time(ms: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-class _Out(msgspec.Struct, tag_field="type", omit_defaults=True):
-    pass
-
-
-class _Connected(_Out, tag="connected"):
-    clientId: str
-    authenticated: bool
-    timestamp: str
-    userId: str | None = None
-
-
-class _Subscribed(_Out, tag="subscribed"):
-    channel: str
-    timestamp: str
-    id: Ref | None = None
-
-
-class _Unsubscribed(_Out, tag="unsubscribed"):
-    channel: str
-    timestamp: str
-    reason: str | None = None
-    id: Ref | None = None
-
-
-class _Pong(_Out, tag="pong"):
-    timestamp: int
-    id: Ref | None = None
-
-
-class _Authenticated(_Out, tag="authenticated"):
-    userId: str
-    expiresAt: int | None = None
-    id: Ref | None = None
-
-
-class _Subscriptions(_Out, tag="subscriptions"):
-    channels: list[str]
-    id: Ref | None = None
-
-
-class _Error(_Out, tag="error"):
-    code: str
-    message: str
-    timestamp: str
-    channel: str | None = None
-    id: Ref | None = None
-
-
-class _Status(_Out, tag="status"):
-    channel: str
-    status: str
-    timestamp: str
-    reason: str | None = None
+_Out = messages.Msg  # the base of every message the gateway sends (its subclasses name the types)
 
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 def encode_connected(client_id: str, now_ms: int, *, user: str | None = None) -> bytes:
-    return _encoder.encode(_Connected(client_id, user is not None, iso_time(now_ms), user))
+    return _encoder.encode(messages.Connected(client_id, user is not None, iso_time(now_ms), user))
 
 
 def encode_subscribed(channel: str, now_ms: int, ref: Ref | None = None) -> bytes:
-    return _encoder.encode(_Subscribed(channel, iso_time(now_ms), ref))
+    return _encoder.encode(messages.Subscribed(channel, iso_time(now_ms), ref))
 
 
 def encode_unsubscribed(
     channel: str, now_ms: int, ref: Ref | None = None, *, reason: str | None = None
 ) -> bytes:
-    return _encoder.encode(_Unsubscribed(channel, iso_time(now_ms), reason, ref))
+    return _encoder.encode(messages.Unsubscribed(channel, iso_time(now_ms), reason, ref))
 
 
 def encode_pong(now_ms: int, ref: Ref | None = None) -> bytes:
-    return _encoder.encode(_Pong(now_ms, ref))
+    return _encoder.encode(messages.Pong(now_ms, ref))
 
 
 def encode_authenticated(user: str, expires_at_ms: int | None, ref: Ref | None = None) -> bytes:
-    return _encoder.encode(_Authenticated(user, expires_at_ms, ref))
+    return _encoder.encode(messages.Authenticated(user, expires_at_ms, ref))
 
 
 def encode_subscriptions(channels: list[str], ref: Ref | None = None) -> bytes:
-    return _encoder.encode(_Subscriptions(channels, ref))
+    return _encoder.encode(messages.Subscriptions(channels, ref))
 
 
 def encode_error(error: ProtocolError, now_ms: int) -> bytes:
     return _encoder.encode(
-        _Error(error.code.value, error.message, iso_time(now_ms), error.channel, error.ref)
+        messages.Error(error.code.value, error.message, iso_time(now_ms), error.channel, error.ref)
     )
 
 
 def encode_status(channel: str, live: bool, now_ms: int, reason: str | None = None) -> bytes:
-    return _encoder.encode(_Status(channel, "live" if live else "stale", iso_time(now_ms), reason))
+    return _encoder.encode(messages.Status(channel, "live" if live else "stale", iso_time(now_ms), reason))
 
 
 # --- server -> client: data messages ---------------------------------------
-# The ``data`` payloads are public: the client library decodes into the same structs.
 
 
-class PriceData(msgspec.Struct, frozen=True):
-    price: Decimal
-    change24h: Decimal
-    changePercent24h: Decimal
-    high24h: Decimal
-    low24h: Decimal
-    volume24h: Decimal
-    timestamp: int
-
-
-class TickerData(msgspec.Struct, frozen=True):
-    price: Decimal
-    bid: Decimal
-    ask: Decimal
-    bidQty: Decimal
-    askQty: Decimal
-    open24h: Decimal
-    high24h: Decimal
-    low24h: Decimal
-    change24h: Decimal
-    changePercent24h: Decimal
-    volume24h: Decimal
-    quoteVolume24h: Decimal
-    trades24h: int
-    timestamp: int
-
-
-class KlineData(msgspec.Struct, frozen=True):
-    time: int  # candle open time, Unix seconds (charting libraries expect seconds)
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    isFinal: bool
-
-
-class TradeData(msgspec.Struct, frozen=True):
-    id: int
-    price: Decimal
-    quantity: Decimal
-    side: str
-    timestamp: int
-
-
-class DepthData(msgspec.Struct, frozen=True):
-    bids: tuple[tuple[Decimal, Decimal], ...]
-    asks: tuple[tuple[Decimal, Decimal], ...]
-    lastUpdateId: int
-    timestamp: int
-
-
-class _Price(_Out, tag="price"):
-    channel: str
-    symbol: str
-    seq: int
-    data: PriceData
-
-
-class _TickerMsg(_Out, tag="ticker"):
-    channel: str
-    symbol: str
-    seq: int
-    data: TickerData
-
-
-class _KlineMsg(_Out, tag="kline"):
-    channel: str
-    symbol: str
-    interval: str
-    seq: int
-    data: KlineData
-
-
-class _TradeMsg(_Out, tag="trade"):
-    channel: str
-    symbol: str
-    seq: int
-    data: TradeData
-
-
-class _DepthMsg(_Out, tag="depth"):
-    channel: str
-    symbol: str
-    seq: int
-    data: DepthData
-
-
-def _ticker_message(channel: str, seq: int, e: Ticker) -> _Out:
+def _ticker_message(channel: str, seq: int, e: Ticker) -> messages.Price | messages.Ticker:
     if channel.startswith("price:"):
-        price = PriceData(e.price, e.change, e.change_percent, e.high, e.low, e.volume, e.event_time)
-        return _Price(channel, e.symbol, seq, price)
-    ticker = TickerData(
+        price = messages.PriceData(e.price, e.change, e.change_percent, e.high, e.low, e.volume, e.event_time)
+        return messages.Price(channel, e.symbol, seq, price)
+    ticker = messages.TickerData(
         e.price, e.bid, e.ask, e.bid_qty, e.ask_qty, e.open, e.high, e.low, e.change,
         e.change_percent, e.volume, e.quote_volume, e.trades, e.event_time,
     )  # fmt: skip
-    return _TickerMsg(channel, e.symbol, seq, ticker)
+    return messages.Ticker(channel, e.symbol, seq, ticker)
 
 
 def encode_event(channel: str, seq: int, event: Event) -> bytes:
     """The data frame of ``event`` on ``channel`` (one of :func:`events.channels_of`)."""
-    msg: _Out
+    msg: messages.Msg
     if isinstance(event, Ticker):
         msg = _ticker_message(channel, seq, event)
     elif isinstance(event, Kline):
-        data = KlineData(
+        data = messages.KlineData(
             event.open_time // 1000, event.open, event.high, event.low, event.close,
             event.volume, event.final,
         )  # fmt: skip
-        msg = _KlineMsg(channel, event.symbol, event.interval, seq, data)
+        msg = messages.Kline(channel, event.symbol, event.interval, seq, data)
     elif isinstance(event, Trade):
         side = "buy" if event.buyer_taker else "sell"
-        trade = TradeData(event.id, event.price, event.quantity, side, event.event_time)
-        msg = _TradeMsg(channel, event.symbol, seq, trade)
+        trade = messages.TradeData(event.id, event.price, event.quantity, side, event.event_time)
+        msg = messages.Trade(channel, event.symbol, seq, trade)
     else:
         assert isinstance(event, Depth)
-        depth = DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
-        msg = _DepthMsg(channel, event.symbol, seq, depth)
+        depth = messages.DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
+        msg = messages.Depth(channel, event.symbol, seq, depth)
     return _encoder.encode(msg)
 
 
 class _Publication(msgspec.Struct, omit_defaults=True):
+    """The publish API's frame: any message type, the publisher's JSON kept raw."""
+
     type: str
     channel: str
     seq: int
@@ -370,7 +223,7 @@ def encode_publication(
 
 
 def as_snapshot(frame: bytes) -> bytes:
-    """The same data frame marked ``"snapshot": true`` (PROTOCOL.md, subscribe)."""
+    """The same data frame marked ``"snapshot": true`` (docs/protocol.md, subscribe)."""
     return b'{"snapshot":true,' + frame[1:]
 
 

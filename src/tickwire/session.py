@@ -3,18 +3,18 @@
 Theory of operation:
 
 * The hub pushes frames with :meth:`Session.push_latest` and
-  :meth:`Session.push_final`; both only touch a dict and set an event, so the
-  fan-out never waits for this client.
-* The outbox is one insertion-ordered dict. A latest-value frame is stored
-  under its channel name, so a newer one replaces an unwritten older one in
-  place (conflation); every other frame gets a fresh integer key. A final
-  frame first re-keys its channel's pending latest frame, so per-channel
-  order (and so ``seq`` order) always holds.
+  :meth:`Session.push_final`; both only queue into the client's
+  :class:`~tickwire.outbox.Outbox` and wake the writer, so the fan-out never
+  waits for this client.
+* The outbox holds the rules: latest values conflate per channel, final and
+  control frames keep their order, a final frame pins its channel's pending
+  latest frame so per-channel ``seq`` order holds, and at most ``max_queue``
+  frames that must be delivered wait. One more closes the client with 4008
+  (docs/backpressure.md).
 * One writer task per connection wakes at most once per loop iteration,
   takes everything pending and writes it in one ``write`` (coalescing). When
   the socket's buffer is full it waits for it to drain; meanwhile latest
-  values keep conflating and final frames queue up to ``max_queue``. One more
-  closes the client with 4008 (DESIGN.md "Delivery classes").
+  values keep conflating and final frames queue up to ``max_queue``.
 * Memory per client is bounded by ``max_queue`` final frames, one frame per
   subscribed channel, and the transport's high-water mark.
 """
@@ -22,7 +22,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -31,6 +30,7 @@ from .channels import Channel, parse_channel
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .frames import text_frame
 from .hub import Hub
+from .outbox import Outbox
 from .protocol import (
     Auth,
     ClientMessage,
@@ -84,7 +84,7 @@ Validate = Callable[[Channel], Awaitable[None]]
 
 
 class Limits:
-    """Per-client limits (settings; PROTOCOL.md "Errors")."""
+    """Per-client limits (settings; docs/protocol.md "Errors")."""
 
     __slots__ = ("abuse_limit", "burst", "high_water", "max_queue", "max_subscriptions", "rate")
 
@@ -101,7 +101,7 @@ class Limits:
         self.max_subscriptions = max_subscriptions
         self.rate = rate
         self.burst = burst
-        self.max_queue = max_queue  # final frames waiting for a slow client
+        self.max_queue = max_queue  # final frames and replies waiting for a slow client
         self.high_water = high_water  # bytes in the socket buffer before we wait
         self.abuse_limit = abuse_limit  # rate-limited frames before closing with 1008
 
@@ -118,9 +118,6 @@ class SessionStats(Protocol):
     def count_written(self, nbytes: int) -> None: ...
 
     def count_dropped(self, frames: int) -> None: ...
-
-
-_keys = itertools.count()
 
 
 class Session:
@@ -156,8 +153,10 @@ class Session:
         self._violations = 0
         self.close_code: int | None = None  # set when the server closes this client
         self.close_reason: str | None = None
-        self._pending: dict[str | tuple[str, int], bytes] = {}
-        self._finals = 0
+        self._outbox = Outbox(limits.max_queue)
+        # bound once: the hub calls push_latest/push_final once per delivery (hot path)
+        self._queue_latest = self._outbox.push_latest
+        self._queue_final = self._outbox.push_final
         self._waiter: asyncio.Future[None] | None = None  # set while the writer sleeps
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
@@ -167,31 +166,25 @@ class Session:
     def push_latest(self, channel: str, frame: bytes) -> None:
         if self.closed:
             return
-        pending = self._pending
-        if channel in pending:
+        if self._queue_latest(channel, frame):
             self._stats.count_conflated()
-        pending[channel] = frame
         if self._waiter is not None:
             self._wake()
 
     def push_final(self, channel: str, frame: bytes) -> None:
         if self.closed:
             return
-        pending = self._pending
-        older = pending.pop(channel, None)
-        if older is not None:
-            pending[(channel, next(_keys))] = older  # pin it before the final frame
-            self._finals += 1
-        if self._finals >= self._limits.max_queue:
-            self._stats.count_slow()
-            logger.info("client %s: slow consumer, %d frames queued", self.client_id, self._finals)
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox limit reached")
-            self._stats.count_dropped(1)  # the frame that did not fit
-            return
-        pending[(channel, next(_keys))] = frame
-        self._finals += 1
-        if self._waiter is not None:
+        if not self._queue_final(channel, frame):
+            self._overflow()
+        elif self._waiter is not None:
             self._wake()
+
+    def _overflow(self) -> None:
+        self._stats.count_slow()
+        finals = self._outbox.finals
+        logger.info("client %s: slow consumer, %d frames queued", self.client_id, finals)
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox limit reached")
+        self._stats.count_dropped(1)  # the frame that did not fit
 
     def _wake(self) -> None:
         # a bare future instead of an asyncio.Event: one attribute test per push, and the
@@ -201,8 +194,13 @@ class Session:
             waiter.set_result(None)
 
     def send(self, payload: bytes) -> None:
-        """Queue a direct reply (ack, error, pong): never conflated."""
-        self.push_final("", text_frame(payload))
+        """Queue a direct reply (ack, error, pong): never conflated, in order with data."""
+        if self.closed:
+            return
+        if not self._outbox.push_control(text_frame(payload)):
+            self._overflow()
+        elif self._waiter is not None:
+            self._wake()
 
     @property
     def _max_list(self) -> int:
@@ -210,7 +208,8 @@ class Session:
 
     @property
     def queued(self) -> int:
-        return len(self._pending)
+        """Frames waiting in the outbox."""
+        return self._outbox.queued
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(
@@ -219,16 +218,15 @@ class Session:
 
     async def _write_loop(self) -> None:
         transport = self._transport
+        outbox = self._outbox
         high_water = self._limits.high_water
         loop = asyncio.get_running_loop()
         while not self.closed:
-            if not self._pending:
+            if not outbox:
                 self._waiter = loop.create_future()
                 await self._waiter
                 continue
-            data = b"".join(self._pending.values())
-            self._pending.clear()
-            self._finals = 0
+            data = outbox.take()
             transport.write(data)
             self._stats.count_written(len(data))
             if transport.get_write_buffer_size() > high_water:
@@ -241,9 +239,9 @@ class Session:
         self.closed = True
         self.close_code, self.close_reason = code, reason
         self._cancel_expiry()
-        if self._pending:
-            self._stats.count_dropped(len(self._pending))
-        self._pending.clear()
+        dropped = self._outbox.clear()
+        if dropped:
+            self._stats.count_dropped(dropped)
         self._wake()
         self._transport.close(code, reason)
 
@@ -263,10 +261,8 @@ class Session:
 
     def flush_now(self) -> None:
         """Write what is pending now (before a close frame, at shutdown)."""
-        if self._pending and not self.closed:
-            data = b"".join(self._pending.values())
-            self._pending.clear()
-            self._finals = 0
+        if self._outbox and not self.closed:
+            data = self._outbox.take()
             self._transport.write(data)
             self._stats.count_written(len(data))
 
@@ -401,7 +397,7 @@ class Session:
         self.send(encode_authenticated(identity.user, identity.expires_at_ms, msg.id))
 
     def set_identity(self, identity: Identity | None) -> None:
-        """Switch user; private channels of the previous user end (PROTOCOL.md "Auth").
+        """Switch user; private channels of the previous user end (docs/protocol.md "Control messages").
 
         The new identity's expiry replaces the previous one: when it passes
         without a fresh ``auth``, the connection is closed with 4001.
@@ -415,7 +411,7 @@ class Session:
             if channel.is_private:
                 del self.subscriptions[name]
                 self._hub.unsubscribe(self, name)
-                self._purge(name)
+                self._outbox.purge(name)  # the previous user's unwritten frames
                 self.send(encode_unsubscribed(name, self._clock_ms(), reason="re-authenticated"))
 
     _MAX_TIMER = 86400.0  # far expiries are re-checked daily (event loops dislike huge delays)
@@ -444,10 +440,3 @@ class Session:
             return
         logger.info("client %s: token of %s expired", self.client_id, identity.user)
         self.close(CloseCode.TOKEN_EXPIRED, "token expired")
-
-    def _purge(self, channel: str) -> None:
-        """Drop unwritten frames of ``channel`` (the previous user's private data)."""
-        pending = self._pending
-        for key in [k for k in pending if k == channel or (isinstance(k, tuple) and k[0] == channel)]:
-            del pending[key]
-        self._finals = sum(isinstance(k, tuple) for k in pending)

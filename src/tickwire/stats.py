@@ -1,4 +1,4 @@
-"""Plain counters on one object; ``metrics.py`` and ``/api/v1/ws/stats`` read them.
+"""Plain counters on one object; ``server/metrics.py`` and ``/api/v1/ws/stats`` read them.
 
 Hot paths only add to integers here; nothing is rendered until asked. The
 one histogram the hot path feeds (end-to-end latency) is a list of integer

@@ -17,8 +17,9 @@
 
     asyncio.run(main())
 
-It imports only the pure core of tickwire (channels, errors) and aiohttp's
-client, never the server's dependencies. See docs/client.md.
+It imports only the pure core of tickwire (channels, errors, backoff and the
+message structs of :mod:`tickwire.messages`, which the gateway encodes with)
+and aiohttp's client, never the server's dependencies. See docs/client.md.
 """
 
 from __future__ import annotations

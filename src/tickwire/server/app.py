@@ -214,7 +214,7 @@ class Gateway:
         await self.source.validate(channel)
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        """Admission first (limits.py: Origin, total cap, per-address cap), then the connection."""
+        """Admission first (admission.py: Origin, total cap, per-address cap), then the connection."""
         address = client_address(
             request.remote or "", request.headers.get("X-Forwarded-For"), self.trusted_proxies
         )

@@ -7,7 +7,7 @@ upstream frame per line with its receive time in ms::
     {"t": 1723161255301, "rest": "btcusdt@ticker", "body": "<REST snapshot body>"}
 
 Frames go through the same parser and normalizer as live data
-(:mod:`.binance_parse`), so clients see what they would have seen live; the
+(:mod:`.binance.parse`), so clients see what they would have seen live; the
 partial book, which carries no time of its own, is stamped with the recorded
 receive time, so a replay is deterministic. Playback starts ``start_delay``
 seconds after the first channel opens (so a client can subscribe first) and

@@ -7,11 +7,11 @@ as plain text, never parsed as rich markup.
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .. import client
+from ..clock import wall_ms
 
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def latency_ms(msg: client.Message, now_ms: int | None = None) -> int | None:
     stamp = event_time(msg)
     if stamp is None or getattr(msg, "snapshot", False):
         return None
-    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    now = now_ms if now_ms is not None else wall_ms()
     return now - stamp
 
 

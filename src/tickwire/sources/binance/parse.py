@@ -177,7 +177,7 @@ def _clip(text: str | bytes, n: int = 120) -> str:
 # --- stream payloads ----------------------------------------------------------
 
 
-class _TradeMsg(msgspec.Struct):
+class _BinanceTrade(msgspec.Struct):
     E: int
     s: str
     t: int
@@ -198,13 +198,13 @@ class _KlineBody(msgspec.Struct):
     x: bool
 
 
-class _KlineMsg(msgspec.Struct):
+class _BinanceKline(msgspec.Struct):
     E: int
     s: str
     k: _KlineBody
 
 
-class _TickerMsg(msgspec.Struct):
+class _BinanceTicker(msgspec.Struct):
     E: int
     s: str
     p: Decimal
@@ -222,16 +222,16 @@ class _TickerMsg(msgspec.Struct):
     n: int
 
 
-class _DepthMsg(msgspec.Struct):
+class _BinanceDepth(msgspec.Struct):
     lastUpdateId: int
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
 
 
-_trade = msgspec.json.Decoder(_TradeMsg)
-_kline = msgspec.json.Decoder(_KlineMsg)
-_ticker = msgspec.json.Decoder(_TickerMsg)
-_depth = msgspec.json.Decoder(_DepthMsg)
+_trade = msgspec.json.Decoder(_BinanceTrade)
+_kline = msgspec.json.Decoder(_BinanceKline)
+_ticker = msgspec.json.Decoder(_BinanceTicker)
+_depth = msgspec.json.Decoder(_BinanceDepth)
 
 
 def parse_trade(data: bytes) -> Trade:
@@ -293,7 +293,7 @@ def parse_depth(data: bytes, symbol: str, recv_ms: int) -> Depth:
     return _book(m, symbol, recv_ms)
 
 
-def _book(m: _DepthMsg, symbol: str, event_time: int) -> Depth:
+def _book(m: _BinanceDepth, symbol: str, event_time: int) -> Depth:
     return Depth(
         symbol=symbol,
         bids=tuple(m.bids[:DEPTH_LEVELS]),
