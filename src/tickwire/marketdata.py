@@ -18,7 +18,7 @@ import msgspec
 from .channels import INTERVAL_SECONDS
 from .errors import UpstreamError
 from .events import Kline
-from .protocol import KlineData
+from .messages import KlineData
 
 
 __all__ = [

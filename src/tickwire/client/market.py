@@ -14,7 +14,7 @@ import aiohttp
 import msgspec
 
 from ..marketdata import SymbolInfo
-from ..protocol import KlineData
+from ..messages import KlineData
 from .errors import ClientError
 
 
