@@ -111,3 +111,21 @@ async def test_exchange_info_retries_back_off_capped() -> None:
             _, body = await health(gw)
             found = re.match(r"exchangeInfo failing \((\d+) attempts\): HTTP 500", body["upstream"]["reason"])
             assert found is not None and int(found.group(1)) >= 8, body
+
+
+def test_liveness_rules_in_order() -> None:
+    from tickwire.sources.binance.health import liveness
+
+    ok = {"reached": True, "unreached_because": None, "symbols_problem": None, "wanted": True,
+          "stream_up": True, "stale": {}}  # fmt: skip
+    assert liveness(**ok) == (True, None)
+    assert liveness(**{**ok, "reached": False, "unreached_because": "ClientConnectorError: refused"}) == (
+        False,
+        "upstream never reached: ClientConnectorError: refused",
+    )
+    failing = "exchangeInfo failing (3 attempts): HTTP 500"
+    assert liveness(**{**ok, "symbols_problem": failing}) == (False, failing)
+    assert liveness(**{**ok, "stream_up": False}) == (False, "no stream connection up yet")
+    assert liveness(**{**ok, "stream_up": False, "wanted": False}) == (True, None)  # REST answered, no demand
+    stale = {"ethusdt@trade": "upstream stalled", "btcusdt@ticker": "upstream closed"}
+    assert liveness(**{**ok, "stale": stale}) == (False, "2 stale (first btcusdt@ticker: upstream closed)")

@@ -1,6 +1,7 @@
 """The Binance Spot source: WebSocket streams and REST, one module per concern.
 
-``source`` (the :class:`~..base.Source`: demand, status, health), ``pool``
+``source`` (the :class:`~..base.Source`: demand, status), ``health`` (when it
+is live, and why not), ``pool``
 (which stream rides on which connection, make-before-break replacement),
 ``connection`` (one combined-stream connection), ``watchdog`` (per-stream
 stall thresholds), ``symbols`` (exchangeInfo with backoff), ``snapshots``
@@ -34,7 +35,8 @@ and rest-api.md of the same repository):
 
 from __future__ import annotations
 
-from .source import BinanceHealth, BinanceSource
+from .health import BinanceHealth
+from .source import BinanceSource
 
 
 __all__ = ["BinanceHealth", "BinanceSource"]

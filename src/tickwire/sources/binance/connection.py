@@ -24,10 +24,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,18 +35,11 @@ import msgspec
 
 from ...backoff import ConnectBudget, backoff
 from ...errors import UpstreamError
+from .limits import Pacer, connect_url, process_exception, retry_after
 from .parse import DataFrame, Reply, ServerShutdown, parse_frame
 
 
-__all__ = [
-    "Connection",
-    "ConnectionConfig",
-    "ConnectionCounters",
-    "ConnectionOwner",
-    "connect_url",
-    "process_exception",
-    "retry_after",
-]
+__all__ = ["Connection", "ConnectionConfig", "ConnectionCounters", "ConnectionOwner"]
 
 logger = logging.getLogger("tickwire.upstream.binance")
 
@@ -125,41 +116,6 @@ class ConnectionOwner(Protocol):
         """Replace ``conn`` make-before-break (``serverShutdown``, or it is ``rotate_after`` old)."""
 
 
-def process_exception(exc: BaseException) -> BaseException | None:
-    """None when a failed connect or a dropped connection is worth retrying;
-    the exception itself when it is a bug that retrying cannot fix."""
-    if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError | UpstreamError):
-        return None
-    return exc
-
-
-def retry_after(exc: BaseException) -> float:
-    """``Retry-After`` of a refused handshake (429/418), else 0."""
-    if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (418, 429) and exc.headers:
-        with contextlib.suppress(ValueError):
-            return float(exc.headers.get("Retry-After", "0"))
-    return 0.0
-
-
-def connect_url(ws_url: str, streams: list[str], *, max_length: int) -> tuple[str, list[str]]:
-    """The connect URL and the streams it carries (the rest go by SUBSCRIBE).
-
-    Args:
-        ws_url: the stream base URL, without a trailing slash.
-        streams: stream names, in the order they should be put in the URL.
-        max_length: the longest URL to build, in characters.
-    """
-    base = f"{ws_url}/stream?streams="
-    included: list[str] = []
-    length = len(base)
-    for stream in streams:
-        if length + len(stream) + 1 > max_length:
-            break
-        included.append(stream)
-        length += len(stream) + 1
-    return base + "/".join(included), included
-
-
 class Connection:
     """One upstream WebSocket (reconnected in place after a drop) and its control channel.
 
@@ -205,8 +161,7 @@ class Connection:
         self._rng = rng
         self._clock_ms = clock_ms
         self._ids = itertools.count(1)
-        self._sends: deque[float] = deque()  # times of every message we sent (controls and pongs)
-        self._last_control = -math.inf
+        self._pacer = Pacer(interval=config.control_interval, per_second=config.incoming_per_second)
 
     def __repr__(self) -> str:
         return f"<conn {self.cid} streams={len(self.wanted)}>"
@@ -347,7 +302,7 @@ class Connection:
                 self._on_text(msg.data, self._clock_ms())
             elif kind is aiohttp.WSMsgType.PING:
                 await ws.pong(msg.data)
-                self._sends.append(time.monotonic())
+                self._pacer.sent(time.monotonic())
             elif kind is aiohttp.WSMsgType.BINARY:
                 self._garbage(f"binary frame of {len(msg.data)} bytes")
             elif kind is aiohttp.WSMsgType.CLOSE:
@@ -408,21 +363,9 @@ class Connection:
         return None
 
     async def _pace(self) -> None:
-        """Wait until one more control message keeps us under the incoming limit.
-
-        Messages are spaced ``control_interval`` apart, and at most
-        ``incoming_per_second - 2`` of ours (pongs included) may be in the
-        last second when one is sent: one slot stays free for a pong.
-        """
-        cfg = self.config
-        budget = cfg.incoming_per_second - 2
+        """Wait until one more control message keeps us under the incoming limit."""
         while True:
-            now = time.monotonic()
-            while self._sends and self._sends[0] <= now - 1.0:
-                self._sends.popleft()
-            wait = self._last_control + cfg.control_interval - now
-            if len(self._sends) >= budget:
-                wait = max(wait, self._sends[0] + 1.0 - now)
+            wait = self._pacer.wait(time.monotonic())
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
@@ -453,7 +396,5 @@ class Connection:
             self.sent.difference_update(params)
         request = msgspec.json.encode({"method": method, "params": params, "id": ident})
         await ws.send_str(request.decode())  # a text frame: the venue ignores binary ones
-        now = time.monotonic()
-        self._last_control = now
-        self._sends.append(now)
+        self._pacer.sent(time.monotonic(), control=True)
         logger.debug("conn %s: %s %d streams (id %d)", self.cid, method, len(params), ident)

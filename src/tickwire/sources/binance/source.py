@@ -36,8 +36,9 @@ from ...clock import wall_ms
 from ...config import Settings
 from ...errors import ErrorCode, ProtocolError, UpstreamError
 from ...events import Event
-from ..base import SourceHealth, SourceKind, SourceSink
+from ..base import SourceKind, SourceSink
 from .connection import Connection, ConnectionConfig
+from .health import BinanceHealth, liveness
 from .parse import DataFrame, Normalizer, stream_of
 from .pool import ConnectionPool
 from .rest import RestClient
@@ -49,18 +50,6 @@ from .watchdog import StallThresholds, StreamWatch
 __all__ = ["BinanceHealth", "BinanceSource"]
 
 logger = logging.getLogger("tickwire.upstream.binance")
-
-
-class BinanceHealth(SourceHealth, kw_only=True):
-    active_streams: int
-    connects: int
-    rotations: int
-    garbage_frames: int
-    duplicates_dropped: int
-    refused_subscriptions: int
-    control_failures: int
-    rest_blocked_seconds: float
-    symbols: int | None  # symbols listed by exchangeInfo; None before the first answer
 
 
 class BinanceSource:
@@ -300,21 +289,15 @@ class BinanceSource:
         )
 
     def _liveness(self) -> tuple[bool, str | None]:
-        """Live only once the venue answered, exchangeInfo included, and no stream is stale."""
-        if not self._stream_up and self._rest.responses == 0:
-            detail = self._rest.last_error or next(
-                (c.down_reason for c in self._pool.conns.values() if c.down_reason), None
-            )
-            return False, "upstream never reached" + (f": {detail}" if detail else "")
-        problem = self._symbols.problem()
-        if problem is not None:
-            return False, problem
-        if self._channels and not self._stream_up:
-            return False, "no stream connection up yet"
-        if self._stale:
-            stream, why = min(self._stale.items())
-            return False, f"{len(self._stale)} stale (first {stream}: {why})"
-        return True, None
+        never = next((c.down_reason for c in self._pool.conns.values() if c.down_reason), None)
+        return liveness(
+            reached=self._stream_up or self._rest.responses > 0,
+            unreached_because=self._rest.last_error or never,
+            symbols_problem=self._symbols.problem(),
+            wanted=bool(self._channels),
+            stream_up=self._stream_up,
+            stale=self._stale,
+        )
 
     # -- ConnectionOwner: what connections tell the source ----------------------------------
 
