@@ -7,7 +7,7 @@ incoming messages per second limit (close 1008 "Too many requests"), a
 connection lifetime, ``serverShutdown``; REST exchangeInfo, ticker/24hr,
 klines and depth with weights, ``X-MBX-USED-WEIGHT-1M`` and 429/418 with
 ``Retry-After``. Faults: abrupt drop, silent stall, refused connects,
-garbage frames, forced closes.
+garbage frames, forced closes, REST down (reset or 500).
 
 A feeder task publishes the next payload of every subscribed stream every
 ``feed_interval`` seconds, to every connection that carries it, in the same
@@ -98,6 +98,7 @@ class FakeBinance:
         self.sent: dict[str, list[dict[str, Any]]] = {}  # stream -> payloads published, in order
         self.rest_log: list[tuple[float, str, dict[str, str], int]] = []
         self.rest_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next requests
+        self.rest_down: str | None = None  # every REST request: "reset" (no answer) or "500"
         self.weight_used = 0
         self._counters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -384,7 +385,17 @@ class FakeBinance:
     def _rest(self, request: web.Request, weight: int) -> web.Response | None:
         status = 200
         failure: web.Response | None = None
-        if self.rest_fail:
+        if self.rest_down == "reset":
+            self.rest_log.append((time.monotonic(), request.path, dict(request.query), 0))
+            if request.transport is not None:
+                request.transport.abort()  # the client sees the connection drop, no HTTP answer
+            return web.Response(status=500)
+        if self.rest_down is not None:
+            status = int(self.rest_down)
+            failure = web.json_response(
+                {"code": -1008, "msg": "Server is currently overloaded"}, status=status
+            )
+        elif self.rest_fail:
             status, retry = self.rest_fail.pop(0)
             failure = web.json_response(
                 {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight "
@@ -477,22 +488,45 @@ class FakeBinance:
 
 
 FAST: dict[str, Any] = {
-    "stall_after": {"trade": 1.0, "ticker": 1.0, "kline": 1.0, "depth": 1.0},
+    "stall_ticker": 1.0,
+    "stall_kline": 1.0,
+    "stall_depth": 1.0,
+    "stall_trades_min": 1.0,
+    "stall_trades_factor": 10.0,  # the fake trades every 50 ms: the floor decides, like the others
     "silence_timeout": 3.0,
     "overlap": 0.2,
     "backoff_initial": 0.05,
     "backoff_max": 0.3,
     "policy_backoff": 0.2,
     "snapshot_wait": 3.0,
+    "exchange_info_retry": 0.05,
+    "exchange_info_retry_max": 0.3,
 }
-"""Timers of a BinanceSource shortened for tests (the venue's are minutes and hours)."""
+"""Timers of a BinanceSource shortened for tests (the venue's are minutes and hours).
+
+``stall_<kind>`` go to its StallThresholds (``stall_trades_min`` to ``trades_min``,
+``stall_trades_max`` to ``trades_max``), the ConnectionConfig fields to its
+``connection``, the rest to the constructor."""
 
 
 def fast_source(fake: FakeBinance, **changes: Any) -> Any:
     """A real BinanceSource pointed at ``fake``, with test timers."""
-    from tickwire.sources.binance import BinanceSource
+    import dataclasses
 
-    return BinanceSource(ws_url=fake.ws_url, rest_url=fake.rest_url, **{**FAST, **changes})
+    from tickwire.sources.binance import BinanceSource
+    from tickwire.sources.binance.connection import ConnectionConfig
+    from tickwire.sources.binance.watchdog import StallThresholds
+
+    options = {**FAST, **changes}
+    stall = {k.removeprefix("stall_"): options.pop(k) for k in list(options) if k.startswith("stall_")}
+    conn_fields = {f.name for f in dataclasses.fields(ConnectionConfig)}
+    conn = {k: options.pop(k) for k in list(options) if k in conn_fields}
+    return BinanceSource(
+        rest_url=fake.rest_url,
+        connection=ConnectionConfig(**{"ws_url": fake.ws_url, **conn}),
+        stall=StallThresholds(**stall),
+        **options,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tickwire.errors import UpstreamError
-from tickwire.sources.binance.connection import connect_url, process_exception
+from tickwire.sources.binance.limits import Pacer, connect_url, process_exception
 
 
 def test_connect_url_carries_every_stream_that_fits() -> None:
@@ -28,3 +29,20 @@ def test_transport_faults_are_retried_and_bugs_are_not() -> None:
         assert process_exception(exc) is None
     bug = KeyError("x")
     assert process_exception(bug) is bug
+
+
+def test_pacer_spaces_control_messages_and_keeps_a_slot_for_a_pong() -> None:
+    pacer = Pacer(interval=0.3, per_second=5)
+    assert pacer.wait(10.0) <= 0  # nothing sent: at once
+    pacer.sent(10.0, control=True)
+    assert pacer.wait(10.1) == pytest.approx(0.2)  # spaced by the interval
+    pacer.sent(10.3, control=True)
+    pacer.sent(10.35)  # a pong
+    assert pacer.wait(10.6) == pytest.approx(
+        0.4
+    )  # three of ours in the last second: wait for the oldest to age
+    assert pacer.wait(11.0) <= 0
+    pacer.sent(11.0)  # pongs alone never wait, but they count
+    pacer.sent(11.0)
+    pacer.sent(11.0)
+    assert pacer.wait(11.1) == pytest.approx(0.2)  # five in the last second: until 10.3 ages out

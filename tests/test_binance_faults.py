@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
 import pytest
+
+from tickwire.sources.binance.connection import Connection
 
 from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
 from .helpers import Client
@@ -102,6 +105,65 @@ async def test_policy_close_1008_reconnects() -> None:
 
         rec, _ = await run_fault(fake, inject, "1008")
         assert_no_duplicates(rec, gapless=False)
+
+
+async def test_policy_close_1008_waits_the_policy_backoff() -> None:
+    """After a 1008 the reconnect waits ``policy_backoff``, far longer than the ordinary backoff."""
+    policy = 1.5
+    async with _fake() as fake, binance_gateway(fake, policy_backoff=policy) as (gw, _):
+        async with Client.connect(gw.ws_url) as client:
+            await client.subscribe(TRADES)
+            rec = Recorder(client)
+            await flowing_trades(rec, 5)
+            loop = asyncio.get_running_loop()
+            closed = loop.time()
+            await fake.close_all(1008, "Too many requests")
+            await wait_for(lambda: len(fake.conns) == 2, timeout=policy + 3)
+            waited = fake.conns[1].opened - closed  # the fake's clock is this loop's monotonic clock
+            assert policy <= waited <= policy + 1.0, waited  # the ordinary backoff here is at most 0.3 s
+            await flowing_trades(rec, 5)
+            await rec.stop()
+            assert fake.connect_attempts == 2
+
+
+async def test_a_control_task_that_fails_is_logged_and_the_connection_restarts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    injected = RuntimeError("injected control failure")
+    real = Connection._send_control
+    calls = 0
+
+    async def failing_once(self: Connection, ws: Any, method: str, params: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise injected
+        await real(self, ws, method, params)
+
+    quiet = {"stall_trades_min": 30.0, "stall_ticker": 30.0}  # only the restart can bring PRICE
+    caplog.set_level(logging.INFO, "tickwire.upstream.binance")
+    async with (
+        _fake() as fake,
+        binance_gateway(fake, **quiet) as (gw, _),
+        Client.connect(gw.ws_url) as client,
+    ):
+        await client.subscribe(TRADES)  # in the connect URL: no control message yet
+        rec = Recorder(client)
+        await flowing_trades(rec, 5)
+        monkeypatch.setattr(Connection, "_send_control", failing_once)
+        await client.send(
+            {"type": "subscribe", "channels": [PRICE]}
+        )  # a live SUBSCRIBE: the control task dies
+        await wait_for(lambda: len(fake.conns) == 2)
+        [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert "control task failed" in failure.getMessage() and failure.exc_info is not None
+        assert failure.exc_info[1] is injected
+        assert fake.conns[1].url_streams == ["btcusdt@ticker", "btcusdt@trade"]  # back, with both
+        await flowing(rec)
+        await rec.stop()
+        _, body = await health(gw)
+        assert body["upstream"]["controlFailures"] == 1 and body["upstream"]["live"] is True
+        assert body["upstream"]["connects"] == 2
 
 
 async def test_garbage_frames_are_skipped_without_an_outage() -> None:

@@ -32,7 +32,7 @@ async def collect(client: Client, predicate: Any, count: int, timeout: float = 5
     return out
 
 
-QUIET = {"trade": 30.0, "ticker": 30.0, "kline": 30.0, "depth": 30.0}
+QUIET = {"stall_trades_min": 30.0, "stall_ticker": 30.0, "stall_kline": 30.0, "stall_depth": 30.0}
 """Watchdogs for tests whose fake feeds nothing on purpose."""
 
 TICKER_FIELDS = [
@@ -233,7 +233,7 @@ async def test_rest_snapshot_without_waiting_for_the_stream() -> None:
     fake = await FakeBinance().start()
     fake.feeding = False  # the stream says nothing: only REST can answer
     try:
-        async with binance_gateway(fake, stall_after=QUIET) as (gw, _):
+        async with binance_gateway(fake, **QUIET) as (gw, _):
             async with Client.connect(gw.ws_url) as first:
                 await first.subscribe("ticker:BTCUSDT", "klines:ETHUSDT:1m", "depth:BNBBTC")
                 got = {m["channel"]: m for m in await collect(first, lambda m: "seq" in m, 3)}
@@ -261,7 +261,7 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
     fake = await FakeBinance().start()
     fake.feeding = False
     try:
-        async with binance_gateway(fake, stall_after=QUIET) as (gw, _), Client.connect(gw.ws_url) as client:
+        async with binance_gateway(fake, **QUIET) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe("trades:ETHUSDT")  # loads exchangeInfo
             fake.rest_fail = [(status, 1.0)]
             await client.subscribe("price:BTCUSDT")
@@ -282,20 +282,36 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
         await fake.close()
 
 
-def test_settings_pick_the_urls_and_rotation() -> None:
-    from tickwire.config import Settings, replace
+def test_settings_pick_the_urls_rotation_and_stall_thresholds() -> None:
+    from tickwire.config import settings_from
     from tickwire.sources import make_source
     from tickwire.sources.binance import BinanceSource
+    from tickwire.sources.binance.watchdog import StallThresholds
 
-    settings = replace(
-        Settings(), source="binance", binance_ws_url="ws://127.0.0.1:9", binance_rest_url="http://127.0.0.1:9",
-        binance_rotate_after=60.0,
-    )  # fmt: skip
-    source = make_source(settings)
+    env = {
+        "TICKWIRE_SOURCE": "binance", "TICKWIRE_BINANCE_WS_URL": "ws://127.0.0.1:9",
+        "TICKWIRE_BINANCE_REST_URL": "http://127.0.0.1:9", "TICKWIRE_BINANCE_ROTATE_AFTER": "60",
+        "TICKWIRE_STALL_TICKER": "1.5", "TICKWIRE_STALL_KLINE": "3", "TICKWIRE_STALL_DEPTH": "0.5",
+        "TICKWIRE_STALL_TRADES_MIN": "4",
+    }  # fmt: skip
+    source = make_source(settings_from(None, env))
     assert isinstance(source, BinanceSource)
     assert (source.ws_url, source.rest_url, source.rotate_after) == (
         "ws://127.0.0.1:9",
         "http://127.0.0.1:9",
         60.0,
     )
-    assert source.health().live is True and source.streams() == [] and source.known_symbols() is None
+    assert source.stall == StallThresholds(ticker=1.5, kline=3.0, depth=0.5, trades_min=4.0)
+    health = source.health()  # never run: nothing was reached, so not live
+    assert health.live is False and health.reason == "upstream never reached"
+    assert source.streams() == [] and source.known_symbols() is None
+
+
+@pytest.mark.parametrize("name", ["stall_ticker", "stall_kline", "stall_depth", "stall_trades_min"])
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_stall_settings_must_be_positive(name: str, value: str) -> None:
+    from tickwire.config import settings_from
+    from tickwire.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"TICKWIRE_{name.upper()}="):
+        settings_from(None, {f"TICKWIRE_{name.upper()}": value})

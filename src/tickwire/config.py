@@ -44,6 +44,10 @@ class Settings:
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     binance_rotate_after: float = 23 * 3600.0
+    stall_ticker: float = 5.0
+    stall_kline: float = 10.0
+    stall_depth: float = 2.0
+    stall_trades_min: float = 10.0
     replay_file: str | None = None
     replay_speed: float = 1.0
     replay_loop: bool = False
@@ -193,6 +197,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("binance_ws_url", "Binance stream base URL", _ws_url),
     Option("binance_rest_url", "Binance REST base URL", _http_url),
     Option("binance_rotate_after", "seconds before an upstream connection is replaced", _positive(float)),
+    Option(
+        "stall_ticker",
+        "seconds without ticker data before a stream is stale (venue: every 1 s)",
+        _positive(float),
+    ),
+    Option(
+        "stall_kline",
+        "seconds without kline data before a stream is stale (venue: every 2 s)",
+        _positive(float),
+    ),
+    Option(
+        "stall_depth",
+        "seconds without book data before a stream is stale (venue: every 100 ms)",
+        _positive(float),
+    ),
+    Option(
+        "stall_trades_min",
+        "least seconds without trades before a stream is stale (more for a slow symbol: 20 mean gaps)",
+        _positive(float),
+    ),
     Option("replay_file", "capture to play with --source replay"),
     Option("replay_speed", "replay speed factor (2 = twice as fast)", _positive(float)),
     Option("replay_loop", "start the replay again at its end", _bool, flag=True),

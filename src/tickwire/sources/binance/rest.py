@@ -9,6 +9,7 @@ https://github.com/binance/binance-spot-api-docs).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ import aiohttp
 from .parse import DEPTH_LEVELS, stream_kind, symbol_of_stream
 
 
-__all__ = ["RestClient", "snapshot_request"]
+__all__ = ["RestClient", "fetch_snapshot", "snapshot_request"]
 
 logger = logging.getLogger("tickwire.upstream.binance")
 
@@ -56,6 +57,8 @@ class RestClient:
         self._weight_since = 0.0
         self.limited = 0  # 429/418 answers
         self.calls = 0  # requests sent (refused locally by the budget: not counted)
+        self.responses = 0  # HTTP answers of any status: the venue was reached
+        self.last_error: str | None = None  # why the last request failed; None after a success
 
     def blocked_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) until a 429/418 stops keeping us off, 0 when not blocked."""
@@ -76,6 +79,7 @@ class RestClient:
         try:
             timeout = aiohttp.ClientTimeout(total=self._timeout)
             async with self._http().get(self.base_url + path, params=params, timeout=timeout) as resp:
+                self.responses += 1
                 used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
                 if used.isdigit():
                     self._weight_used = int(used)
@@ -84,14 +88,18 @@ class RestClient:
                     retry = _seconds(resp.headers.get("Retry-After"), 60.0)
                     self._blocked_until = time.monotonic() + retry
                     self.limited += 1
+                    self.last_error = f"HTTP {resp.status}, retry after {retry:g} s"
                     logger.warning("REST %s answered %s; no REST for %.0f s", path, resp.status, retry)
                     return None, 0, retry
                 if resp.status != 200:
                     logger.warning("REST %s answered %s: %s", path, resp.status, body[:200])
+                    self.last_error = f"HTTP {resp.status}"
                     return None, 0, None
+                self.last_error = None
                 return body, self._clock_ms(), None
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("REST %s failed: %s: %s", path, type(exc).__name__, exc)
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return None, 0, None
 
 
@@ -106,6 +114,31 @@ def snapshot_request(stream: str) -> tuple[str, dict[str, str]] | None:
     if kind == "depth":
         return "/api/v3/depth", {"symbol": symbol, "limit": str(DEPTH_LEVELS)}
     return None  # trades: nothing to show before the next trade
+
+
+async def fetch_snapshot(
+    rest: RestClient, stream: str, *, wait_max: float, still_needed: Callable[[], bool], tries: int = 3
+) -> tuple[bytes, int] | None:
+    """The REST body giving the current value of ``stream`` and its receive ms, or None.
+
+    A 429/418 is waited out (``Retry-After`` up to ``wait_max`` seconds) and the
+    request tried again, up to ``tries`` times, as long as ``still_needed()``:
+    live data that arrived meanwhile makes the snapshot pointless.
+    """
+    request = snapshot_request(stream)
+    if request is None:
+        return None
+    path, params = request
+    for _ in range(tries):
+        body, recv_ms, retry = await rest.get(path, params)
+        if body is not None:
+            return (body, recv_ms) if still_needed() else None
+        if retry is None or retry > wait_max:
+            return None
+        await asyncio.sleep(retry)
+        if not still_needed():
+            return None
+    return None
 
 
 def _seconds(raw: str | None, default: float) -> float:
