@@ -27,13 +27,14 @@ from tickwire.config import Settings, replace
 from tickwire.protocol import encode_publication
 from tickwire.publications import Publication
 from tickwire.server import Gateway
-from tickwire.sources.base import Source
+from tickwire.sources.base import Source, SourceHealth, SourceKind, SourceSink
 
 
 __all__ = [
     "FACTOR",
     "TIMEOUT",
     "Client",
+    "FakeSource",
     "FakeTransport",
     "Running",
     "decode_frames",
@@ -179,6 +180,57 @@ class FakeTransport:
     def messages(self) -> list[dict[str, Any]]:
         """Every message ever written, read or not."""
         return decode_frames(bytes(self.written))
+
+
+# -- a source the test drives ------------------------------------------------------
+
+
+class FakeSource:
+    """A :class:`~tickwire.sources.base.Source` that sends nothing by itself and records demand.
+
+    The test sends events and statuses through :attr:`sink` (the ingest) and
+    reads what the ingest opened and closed. Every symbol is accepted.
+    """
+
+    kind = SourceKind.SIMULATED
+
+    def __init__(self, name: str = "simulated") -> None:
+        self.name = name
+        self.sink: SourceSink | None = None
+        self.opened: list[str] = []  # every open, in order
+        self.closed: list[str] = []  # every close, in order
+        self.live = True
+
+    @property
+    def open_now(self) -> list[str]:
+        still = list(self.opened)
+        for name in self.closed:
+            still.remove(name)
+        return sorted(still)
+
+    def attach(self, sink: SourceSink) -> None:
+        self.sink = sink
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()  # until cancelled
+
+    async def validate(self, channel: Channel) -> None:
+        return None
+
+    def open(self, channel: Channel) -> None:
+        self.opened.append(channel.name)
+
+    def close(self, channel: Channel) -> None:
+        self.closed.append(channel.name)
+
+    def streams(self) -> list[str]:
+        return self.open_now
+
+    def known_symbols(self) -> list[str] | None:
+        return None
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(source=self.name, live=self.live, streams=len(self.open_now))
 
 
 # -- a real gateway ----------------------------------------------------------------

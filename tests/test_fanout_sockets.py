@@ -19,51 +19,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tickwire.channels import Channel
 from tickwire.publications import Publication
 from tickwire.server import Gateway
-from tickwire.sources.base import SourceHealth, SourceKind, SourceSink
 
-from .helpers import TIMEOUT, Client, Running, eventually, running_gateway
-
-
-class QuietSource:
-    """A source that lists every symbol and sends nothing: the test publishes."""
-
-    name = "simulated"
-    kind = SourceKind.SIMULATED
-
-    def __init__(self) -> None:
-        self.sink: SourceSink | None = None
-
-    def attach(self, sink: SourceSink) -> None:
-        self.sink = sink
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
-
-    async def validate(self, channel: Channel) -> None:
-        return None
-
-    def open(self, channel: Channel) -> None:
-        return None
-
-    def close(self, channel: Channel) -> None:
-        return None
-
-    def streams(self) -> list[str]:
-        return []
-
-    def known_symbols(self) -> list[str] | None:
-        return None
-
-    def health(self) -> SourceHealth:
-        return SourceHealth(source=self.name, live=True)
+from .helpers import TIMEOUT, Client, FakeSource, Running, eventually, running_gateway
 
 
 @pytest.fixture
 async def quiet() -> AsyncIterator[Running]:
-    async with running_gateway(source=QuietSource(), max_queue=16, linger=0.0) as gw:
+    async with running_gateway(source=FakeSource(), max_queue=16, linger=0.0) as gw:
         yield gw
 
 
@@ -219,7 +183,7 @@ async def test_fast_clients_are_unaffected_by_a_stalled_one(quiet: Running) -> N
 
 async def test_coalesced_writes_keep_order_and_seq_per_channel() -> None:
     async with (
-        running_gateway(source=QuietSource()) as quiet,
+        running_gateway(source=FakeSource()) as quiet,
         Client.connect(quiet.ws_url) as client,
     ):
         await client.subscribe("trades:BTCUSDT", "trades:ETHUSDT", "klines:BTCUSDT:1m")
