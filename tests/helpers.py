@@ -25,7 +25,7 @@ from aiohttp import web
 from tickwire.channels import Channel
 from tickwire.config import Settings, replace
 from tickwire.protocol import encode_publication
-from tickwire.publications import Publication
+from tickwire.publications import ChannelStatus, Publication
 from tickwire.server import Gateway
 from tickwire.sources.base import Source, SourceHealth, SourceKind, SourceSink
 
@@ -36,6 +36,7 @@ __all__ = [
     "Client",
     "FakeSource",
     "FakeTransport",
+    "HubRecorder",
     "Running",
     "decode_frames",
     "eventually",
@@ -231,6 +232,23 @@ class FakeSource:
 
     def health(self) -> SourceHealth:
         return SourceHealth(source=self.name, live=self.live, streams=len(self.open_now))
+
+
+class HubRecorder:
+    """The hub's side of a bus (``BusListener``): records what reaches it, in order."""
+
+    def __init__(self) -> None:
+        self.pubs: list[Publication] = []
+        self.statuses: list[ChannelStatus] = []
+
+    def on_publication(self, pub: Publication) -> None:
+        self.pubs.append(pub)
+
+    def on_status(self, status: ChannelStatus) -> None:
+        self.statuses.append(status)
+
+    def seqs(self, channel: str) -> list[int]:
+        return [p.seq for p in self.pubs if p.channel == channel]
 
 
 # -- a real gateway ----------------------------------------------------------------

@@ -20,28 +20,11 @@ from tickwire.events import Depth, Kline, Ticker, Trade
 from tickwire.ingest import Ingest
 from tickwire.publications import ChannelStatus, Publication
 
-from .helpers import FakeSource, eventually
+from .helpers import FakeSource, HubRecorder, eventually
 
 
 NOW_MS = 1_700_000_000_000
 LINGER = 0.05
-
-
-class Listener:
-    """The hub's side of the bus: records what reaches it."""
-
-    def __init__(self) -> None:
-        self.pubs: list[Publication] = []
-        self.statuses: list[ChannelStatus] = []
-
-    def on_publication(self, pub: Publication) -> None:
-        self.pubs.append(pub)
-
-    def on_status(self, status: ChannelStatus) -> None:
-        self.statuses.append(status)
-
-    def seqs(self, channel: str) -> list[int]:
-        return [p.seq for p in self.pubs if p.channel == channel]
 
 
 @dataclass
@@ -49,12 +32,12 @@ class Parts:
     ingest: Ingest
     source: FakeSource
     bus: MemoryBus
-    listener: Listener
+    listener: HubRecorder
 
 
 @pytest.fixture
 def parts() -> Iterator[Parts]:
-    source, bus, listener = FakeSource(), MemoryBus(), Listener()
+    source, bus, listener = FakeSource(), MemoryBus(), HubRecorder()
     bus.attach_hub(listener)
     ingest = Ingest(source, bus, linger=LINGER, clock_ms=lambda: NOW_MS)
     yield Parts(ingest, source, bus, listener)
