@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -156,7 +157,7 @@ def test_any_text_is_refused_with_unauthorized_only(hs: Verifier, token: str) ->
     header=st.dictionaries(st.text(max_size=8), _json, max_size=4), payload=_json, sig=st.binary(max_size=40)
 )
 def test_arbitrary_headers_and_payloads_are_refused(
-    hs: Verifier, header: dict, payload: object, sig: bytes
+    hs: Verifier, header: dict[str, Any], payload: object, sig: bytes
 ) -> None:
     parts = [b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()), b64url(sig)]
     refused(hs, ".".join(parts))
@@ -166,7 +167,9 @@ def test_arbitrary_headers_and_payloads_are_refused(
 @given(
     sub=st.text(min_size=1, max_size=140), extra=st.dictionaries(st.sampled_from(["jti", "x", "role"]), _json)
 )
-def test_valid_signature_gives_exactly_its_sub_or_refuses(hs: Verifier, sub: str, extra: dict) -> None:
+def test_valid_signature_gives_exactly_its_sub_or_refuses(
+    hs: Verifier, sub: str, extra: dict[str, Any]
+) -> None:
     token = hs_token(sub=sub, **extra)
     ok = 1 <= len(sub) <= 128 and not any(c.isspace() for c in sub)
     if not ok or ("jti" in extra and not isinstance(extra["jti"], str)):
@@ -193,7 +196,7 @@ def test_a_changed_character_never_yields_another_identity(hs: Verifier, positio
 
 @_fast
 @given(obj=st.dictionaries(st.sampled_from(["type", "token", "id", "x"]), _json, max_size=4))
-def test_auth_message_parser_accepts_exactly_string_tokens(obj: dict) -> None:
+def test_auth_message_parser_accepts_exactly_string_tokens(obj: dict[str, Any]) -> None:
     obj["type"] = "auth"
     try:
         msg = parse_client(json.dumps(obj))

@@ -18,9 +18,7 @@ import aiohttp
 import jwt
 import pytest
 
-from tickwire.server import Gateway
-
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, running_gateway
 from .tokens import API_KEY, SECRET, claims, hs_token, none_token, rsa_keys, signed_hmac
 
 
@@ -32,7 +30,7 @@ END = "signals:ENDMARK"
 
 
 @contextlib.asynccontextmanager
-async def secure_gateway(tmp_path: Path, **changes: Any) -> AsyncIterator[Gateway]:
+async def secure_gateway(tmp_path: Path, **changes: Any) -> AsyncIterator[Running]:
     key_file = tmp_path / "jwt.pem"
     key_file.write_bytes(rsa_keys()[1])
     settings: dict[str, Any] = {
@@ -52,12 +50,12 @@ def valid(sub: str, ttl: float = 300.0) -> str:
     return hs_token(sub, ttl, iss=ISS, aud=AUD)
 
 
-async def publish(gw: Gateway, *messages: tuple[str, dict[str, Any]]) -> list[int]:
+async def publish(gw: Running, *messages: tuple[str, dict[str, Any]]) -> list[int]:
     """Publish through the HTTP API (a batch); returns the seqs."""
     body = {"messages": [{"channel": c, "data": d} for c, d in messages]}
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{gw.url}/api/v1/publish/batch",  # type: ignore[attr-defined]
+            f"{gw.url}/api/v1/publish/batch",
             json=body,
             headers={"Authorization": f"Bearer {API_KEY}"},
         ) as resp:
@@ -138,7 +136,7 @@ async def test_security_matrix(tmp_path: Path) -> None:
         cases: list[tuple[str, str, Client]] = []
         for name, token in tokens.items():
             for method in ("url", "message"):
-                url = gw.ws_url  # type: ignore[attr-defined]
+                url = gw.ws_url
                 if method == "url" and token is not None:
                     url = f"{url}?token={token}"
                 client = await stack.enter_async_context(Client.connect(url))
@@ -152,7 +150,7 @@ async def test_security_matrix(tmp_path: Path) -> None:
                 else:
                     assert codes == ["subscribed"] * 2 + ["UNAUTHORIZED"] * 5, (name, method, answers)
                 cases.append((name, method, client))
-        bob = await stack.enter_async_context(Client.connect(f"{gw.ws_url}?token={valid('bob')}"))  # type: ignore[attr-defined]
+        bob = await stack.enter_async_context(Client.connect(f"{gw.ws_url}?token={valid('bob')}"))
         answers = await bob.subscribe(END, *[f"{k}:bob" for k in PRIVATE_KINDS], "orders:alice")
         assert [a["type"] for a in answers] == ["subscribed"] * 4 + ["error"]
         assert answers[-1]["code"] == "FORBIDDEN"
@@ -178,12 +176,12 @@ async def test_security_matrix(tmp_path: Path) -> None:
         assert sorted(private_data(await drain_until_end(bob, {"end": 1})), key=repr) == sorted(
             expected["bob"], key=repr
         )
-        assert gw.stats.errors["UNAUTHORIZED"] >= 5 * 2 * (len(tokens) - 2)
+        assert gw.gateway.stats.errors["UNAUTHORIZED"] >= 5 * 2 * (len(tokens) - 2)
 
 
 async def test_reauth_as_another_user_never_leaks_the_previous_users_data(tmp_path: Path) -> None:
     async with secure_gateway(tmp_path) as gw:
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         async with (
             Client.connect(f"{url}?token={valid('alice')}") as switcher,
             Client.connect(f"{url}?token={valid('alice')}") as alice,
@@ -200,7 +198,9 @@ async def test_reauth_as_another_user_never_leaks_the_previous_users_data(tmp_pa
             await publish(gw, ("orders:alice", {"n": "after"}), ("account:alice", {"n": "after"}))
             # bob's own channels work; alice's are now forbidden
             await switcher.send({"type": "subscribe", "channels": ["orders:bob", "orders:alice"]})
-            got = []  # everything, in order: the answers come after the burst and the switch
+            got: list[
+                dict[str, Any]
+            ] = []  # everything, in order: the answers come after the burst and the switch
             while len(answers := [m for m in got if m["type"] in ("subscribed", "error")]) < 2:
                 got.append(await switcher.recv())
             await publish(
@@ -232,7 +232,7 @@ async def test_reauth_as_another_user_never_leaks_the_previous_users_data(tmp_pa
 
 async def test_reauth_same_user_keeps_channels_and_bad_reauth_keeps_identity(tmp_path: Path) -> None:
     async with secure_gateway(tmp_path) as gw:
-        async with Client.connect(f"{gw.ws_url}?token={valid('alice')}") as c:  # type: ignore[attr-defined]
+        async with Client.connect(f"{gw.ws_url}?token={valid('alice')}") as c:
             await c.subscribe(END, "orders:alice")
             await c.send({"type": "auth", "token": valid("alice", 600)})
             assert (await c.recv())["type"] == "authenticated"
@@ -247,7 +247,7 @@ async def test_reauth_same_user_keeps_channels_and_bad_reauth_keeps_identity(tmp
 
 async def test_token_expiry_closes_with_4001_unless_renewed(tmp_path: Path) -> None:
     async with secure_gateway(tmp_path) as gw:
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         short = valid("alice", ttl=1.5)  # exp is whole seconds: expires within 0.5-1.5 s
         expires = jwt.decode(short, options={"verify_signature": False})["exp"]
 
@@ -270,18 +270,18 @@ async def test_token_expiry_closes_with_4001_unless_renewed(tmp_path: Path) -> N
                 await c.subscribe(END, "orders:alice")
                 await c.send({"type": "auth", "token": valid("alice", 60)})
                 assert (await c.recv())["type"] == "authenticated"
-                await asyncio.sleep(max(0.0, expires - time.time()) + 0.5)
+                await asyncio.sleep(max(0.0, expires - time.time()) + 0.5)  # under test: past the old expiry
                 await publish(gw, ("orders:alice", {"after": "expiry"}), (END, {"end": 4}))
                 got = await drain_until_end(c, {"end": 4})
                 assert private_data(got) == [("order", "orders:alice", {"after": "expiry"})]
 
         await asyncio.gather(expires_by_url(), expires_by_message(), renewed())
-        assert gw.stats.connections_closed[4001] == 2
+        assert gw.gateway.stats.connections_closed[4001] == 2
 
 
 async def test_order_update_reaches_exactly_the_owners_connections(tmp_path: Path) -> None:
     async with secure_gateway(tmp_path) as gw, contextlib.AsyncExitStack() as stack:
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         owners = [
             await stack.enter_async_context(Client.connect(f"{url}?token={valid('u123')}")) for _ in range(2)
         ]
@@ -299,7 +299,7 @@ async def test_order_update_reaches_exactly_the_owners_connections(tmp_path: Pat
         order = {"orderId": "o-1", "symbol": "BTCUSDT", "status": "FILLED", "price": 97523.45, "qty": 0.015}
         async with aiohttp.ClientSession() as http:
             async with http.post(
-                f"{gw.url}/api/v1/publish",  # type: ignore[attr-defined]
+                f"{gw.url}/api/v1/publish",
                 json={"channel": "orders:u123", "data": order},
                 headers={"Authorization": f"Bearer {API_KEY}"},
             ) as resp:
@@ -319,7 +319,7 @@ async def test_order_update_reaches_exactly_the_owners_connections(tmp_path: Pat
 @pytest.mark.parametrize("token", ["", "garbage"])
 async def test_url_token_without_auth_configured_is_refused_but_connection_stays(token: str) -> None:
     async with running_gateway(linger=0.2) as gw:
-        async with Client.connect(f"{gw.ws_url}?token={token}") as c:  # type: ignore[attr-defined]
+        async with Client.connect(f"{gw.ws_url}?token={token}") as c:
             assert c.welcome["authenticated"] is False
             error = await c.recv()
             assert error["code"] == "UNAUTHORIZED"

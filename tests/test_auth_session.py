@@ -21,41 +21,7 @@ from tickwire.server.auth import Identity
 from tickwire.session import Limits, Session
 from tickwire.stats import Stats
 
-
-class StalledTransport:
-    """Accepts one write, then reports a full buffer until :meth:`release`."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.stalled = True
-        self.closed: tuple[int, str] | None = None
-        self._released = asyncio.Event()
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def get_write_buffer_size(self) -> int:
-        return 1 << 30 if self.stalled else 0
-
-    async def drain(self) -> None:
-        await self._released.wait()
-
-    def release(self) -> None:
-        self.stalled = False
-        self._released.set()
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def messages(self) -> list[dict[str, Any]]:
-        out, i, data = [], 0, bytes(self.data)
-        while i < len(data):
-            n, i = data[i + 1], i + 2
-            if n == 126:
-                n, i = int.from_bytes(data[i : i + 2], "big"), i + 2
-            out.append(json.loads(data[i : i + n]))
-            i += n
-        return out
+from .helpers import FakeTransport, eventually
 
 
 async def _no_check(channel: Channel) -> None:
@@ -69,7 +35,7 @@ async def _auth(token: str) -> Identity:
     return Identity(user, int(exp) if exp else None)
 
 
-def _session(hub: Hub, transport: StalledTransport, clock_ms: Any = None) -> Session:
+def _session(hub: Hub, transport: FakeTransport, clock_ms: Any = None) -> Session:
     return Session(
         "c1",
         transport,
@@ -94,7 +60,7 @@ def _order(bus: MemoryBus, user: str, seq: int) -> None:
 async def test_switch_user_purges_unwritten_private_frames() -> None:
     bus = MemoryBus()
     hub = Hub(bus, clock_ms=lambda: 1_000)
-    transport = StalledTransport()
+    transport = FakeTransport(stalled=True)
     session = _session(hub, transport)
     session.start()
     await session.receive(json.dumps({"type": "auth", "token": "alice"}))
@@ -133,29 +99,30 @@ async def test_expiry_timer_closes_and_renewal_moves_it() -> None:
     def clock_ms() -> int:
         return 10_000 + int((loop.time() - t0) * 1000)
 
-    transport = StalledTransport()
+    transport = FakeTransport(stalled=True)
     transport.release()
     session = _session(Hub(MemoryBus(), clock_ms=clock_ms), transport, clock_ms=clock_ms)
     session.start()
     await session.receive(json.dumps({"type": "auth", "token": "alice@10050"}))  # expires in 50 ms
     await session.receive(json.dumps({"type": "auth", "token": "alice@10200"}))  # renewed: 200 ms
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # under test: past the first expiry, nothing closes
     assert transport.closed is None
     await session.receive(json.dumps({"type": "auth", "token": "bad"}))  # a failed renewal changes nothing
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # under test: still open
     assert transport.closed is None
-    await asyncio.sleep(0.1)
+    await eventually(lambda: transport.closed is not None, what="the expiry")
     assert transport.closed == (4001, "token expired")
+    assert loop.time() - t0 >= 0.195  # not before the renewed expiry
     await session.cleanup()
 
 
 async def test_far_expiry_is_rechecked_not_fired_early() -> None:
     now = [0]
-    transport = StalledTransport()
+    transport = FakeTransport(stalled=True)
     session = _session(Hub(MemoryBus(), clock_ms=lambda: now[0]), transport, clock_ms=lambda: now[0])
-    session._MAX_TIMER = 0.01  # type: ignore[misc]
+    session._MAX_TIMER = 0.01
     session.set_identity(Identity("alice", 10**15))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # under test: several timer periods pass, none closes
     assert transport.closed is None and session._expiry is not None
     session.set_identity(None)
     assert session._expiry is None

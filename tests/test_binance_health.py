@@ -116,7 +116,7 @@ async def test_exchange_info_retries_back_off_capped() -> None:
 def test_liveness_rules_in_order() -> None:
     from tickwire.sources.binance.health import liveness
 
-    ok = {"reached": True, "unreached_because": None, "symbols_problem": None, "wanted": True,
+    ok: dict[str, Any] = {"reached": True, "unreached_because": None, "symbols_problem": None, "wanted": True,
           "stream_up": True, "stale": {}}  # fmt: skip
     assert liveness(**ok) == (True, None)
     assert liveness(**{**ok, "reached": False, "unreached_because": "ClientConnectorError: refused"}) == (

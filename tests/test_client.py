@@ -16,11 +16,9 @@ from aiohttp import web
 
 from tickwire import client
 from tickwire.channels import parse_channel
-from tickwire.config import Settings, replace
 from tickwire.errors import ErrorCode, ProtocolError
-from tickwire.server import Gateway
 
-from .helpers import TIMEOUT, publish_now
+from .helpers import TIMEOUT, Running, publish_now, running_gateway
 
 
 async def next_of(
@@ -58,9 +56,9 @@ def test_ws_url_accepts_http_base() -> None:
         client.ws_url("ftp://h/")
 
 
-async def test_typed_market_messages(gateway: Gateway) -> None:
+async def test_typed_market_messages(running: Running) -> None:
     channels = ["price:btcusdt", "ticker:BTCUSDT", "klines:BTCUSDT:1s", "trades:BTCUSDT", "depth:BTCUSDT"]
-    async with client.connect(gateway.url) as feed:  # type: ignore[attr-defined]
+    async with client.connect(running.url) as feed:
         assert feed.connected
         names = await feed.subscribe(*channels)
         assert names[0] == "price:BTCUSDT"
@@ -87,8 +85,8 @@ async def test_typed_market_messages(gateway: Gateway) -> None:
     assert b'"price":' in client.encode(price) and b'"price":"' not in client.encode(price)
 
 
-async def test_subscribe_errors(gateway: Gateway) -> None:
-    async with client.connect(gateway.ws_url) as feed:  # type: ignore[attr-defined]
+async def test_subscribe_errors(running: Running) -> None:
+    async with client.connect(running.ws_url) as feed:
         with pytest.raises(ProtocolError) as bad:
             await feed.subscribe("prices:BTCUSDT")
         assert bad.value.code is ErrorCode.INVALID_CHANNEL
@@ -100,8 +98,8 @@ async def test_subscribe_errors(gateway: Gateway) -> None:
         assert await feed.ping() < TIMEOUT
 
 
-async def test_unsubscribe_stops_messages(gateway: Gateway) -> None:
-    async with client.connect(gateway.ws_url) as feed:  # type: ignore[attr-defined]
+async def test_unsubscribe_stops_messages(running: Running) -> None:
+    async with client.connect(running.ws_url) as feed:
         await feed.subscribe("depth:BTCUSDT", "depth:ETHUSDT")
         await next_of(feed, client.Depth)
         assert await feed.unsubscribe("depth:btcusdt") == ["depth:BTCUSDT"]
@@ -116,16 +114,16 @@ async def test_unsubscribe_stops_messages(gateway: Gateway) -> None:
         assert set(seen) == {"depth:ETHUSDT"}
 
 
-async def test_signal_and_gap_marker(gateway: Gateway) -> None:
+async def test_signal_and_gap_marker(running: Running) -> None:
     channel = parse_channel("signals:BTCUSDT")
-    async with client.connect(gateway.ws_url) as feed:  # type: ignore[attr-defined]
+    async with client.connect(running.ws_url) as feed:
         await feed.subscribe(channel.name)
-        publish_now(gateway, channel, msgspec.Raw(b'{"side":"long","score":0.9}'))
+        publish_now(running.gateway, channel, msgspec.Raw(b'{"side":"long","score":0.9}'))
         first = await next_of(feed, client.Signal)
         assert first.data == {"side": "long", "score": 0.9} and first.symbol == "BTCUSDT"
-        gateway.ingest.next_seq(channel.name)  # a message this client never sees
-        gateway.ingest.next_seq(channel.name)
-        publish_now(gateway, channel, msgspec.Raw(b'{"n":4}'))
+        running.gateway.ingest.next_seq(channel.name)  # a message this client never sees
+        running.gateway.ingest.next_seq(channel.name)
+        publish_now(running.gateway, channel, msgspec.Raw(b'{"n":4}'))
         gap = await next_of(feed, (client.Gap, client.Signal))
         assert isinstance(gap, client.Gap)
         assert (gap.channel, gap.after, gap.seq, gap.missed) == (channel.name, first.seq, first.seq + 3, 2)
@@ -236,7 +234,7 @@ async def test_policy_violation_codes_raise(code: int) -> None:
         with pytest.raises(client.ConnectionClosed) as closed:
             await next_of(feed, client.Price)
         assert closed.value.code == code and closed.value.reason == "abuse"
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # under test: no reconnect comes in this window
         assert len(script.connections) == 1  # never retried
         with pytest.raises(client.ConnectionClosed):
             await feed.subscribe("price:BTCUSDT")
@@ -271,7 +269,7 @@ async def test_expired_token_waits_for_a_new_one() -> None:
         async with client.connect(url, token="old", **FAST) as feed:
             lost = await next_of(feed, client.Disconnected)
             assert lost.code == 4001 and lost.retry_in is None
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.4)  # under test: no reconnect comes in this window
             assert len(script.connections) == 1  # waits: the old token would fail again
             feed.set_token("new")
             await next_of(feed, client.Connected)
@@ -289,25 +287,14 @@ async def test_first_connect_failure_raises() -> None:
 # --- a real gateway stopped and started again on the same port -----------------------
 
 
-@contextlib.asynccontextmanager
-async def gateway_on(port: int) -> AsyncIterator[Gateway]:
-    settings = replace(Settings(), host="127.0.0.1", port=port, linger=0.2, shutdown_timeout=1.0)
-    gateway = Gateway(settings)
-    runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
-    await site.start()
-    gateway.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined,union-attr]
-    try:
-        yield gateway
-    finally:
-        await runner.cleanup()
+def gateway_on(port: int) -> contextlib.AbstractAsyncContextManager[Running]:
+    return running_gateway(port=port, linger=0.2, shutdown_timeout=1.0)
 
 
 async def test_reconnect_and_resubscribe_after_gateway_restart() -> None:
     first = gateway_on(0)
     gw1 = await first.__aenter__()
-    port = gw1.port  # type: ignore[attr-defined]
+    port = gw1.port
     try:
         async with client.connect(f"ws://127.0.0.1:{port}/ws", **FAST) as feed:
             await feed.subscribe("price:BTCUSDT", "trades:ETHUSDT")
@@ -322,14 +309,14 @@ async def test_reconnect_and_resubscribe_after_gateway_restart() -> None:
                 price = await next_of(feed, client.Price)
                 trade = await next_of(feed, client.Trade)
                 assert price.channel == "price:BTCUSDT" and trade.channel == "trades:ETHUSDT"
-                assert set(gw2.hub.channels()) == {"price:BTCUSDT", "trades:ETHUSDT"}
+                assert set(gw2.gateway.hub.channels()) == {"price:BTCUSDT", "trades:ETHUSDT"}
                 assert feed.channels == ("price:BTCUSDT", "trades:ETHUSDT")
     finally:
         with contextlib.suppress(Exception):
             await first.__aexit__(None, None, None)
 
 
-async def test_example_runs(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_example_runs(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
     import runpy
 
     example = runpy.run_path(
@@ -337,6 +324,6 @@ async def test_example_runs(gateway: Gateway, capsys: pytest.CaptureFixture[str]
     )
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(1.5):
-            await example["main"](gateway.ws_url, "ETHUSDT")  # type: ignore[attr-defined]
+            await example["main"](running.ws_url, "ETHUSDT")
     out = capsys.readouterr().out
     assert "ETHUSDT" in out and "trade" in out

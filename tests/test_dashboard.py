@@ -205,7 +205,7 @@ async def test_lowercase_subscriptions_stay_removed_after_reload(gateway: Gatewa
 
 async def test_protected_stats_are_said_so(browser: Any) -> None:
     async with running_gateway(linger=0.2, api_keys=("k" * 32,), protect_stats=True) as gw:
-        ctx, page, _ = await open_page(browser, gw.url + "/?channels=")  # type: ignore[attr-defined]
+        ctx, page, _ = await open_page(browser, gw.url + "/?channels=")
         await page.wait_for_function(
             "document.getElementById('stats').textContent === 'stats are protected (--protect-stats)'",
             timeout=WAIT_MS,

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ import aiohttp
 import pytest
 
 from tickwire.config import OPTIONS, Settings
-from tickwire.server import Gateway
 
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, free_port, running_gateway
 
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -135,13 +133,13 @@ def exported_names(text: str) -> tuple[set[str], set[str]]:
     return samples, set(families)
 
 
-async def live_metrics(gateway: Gateway) -> str:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def live_metrics(running: Running) -> str:
+    async with Client.connect(running.ws_url) as client:
         await client.subscribe("price:BTCUSDT", "trades:BTCUSDT", "signals:BTCUSDT")
         await client.recv_until(lambda m: m["type"] == "trade")
-        async with Client.connect(gateway.ws_url) as other:  # type: ignore[attr-defined]
+        async with Client.connect(running.ws_url) as other:
             await other.ws.close()
-        async with aiohttp.ClientSession() as http, http.get(gateway.url + "/metrics") as resp:  # type: ignore[attr-defined]
+        async with aiohttp.ClientSession() as http, http.get(running.url + "/metrics") as resp:
             return await resp.text()
 
 
@@ -236,13 +234,9 @@ async def _healthcheck(port: int) -> int:
 
 async def test_container_healthcheck_asks_the_configured_port() -> None:
     async with running_gateway() as gw:
-        port = int(gw.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
-        assert port != 3000
-        assert await _healthcheck(port) == 0
-        with socket.socket() as s:  # a port nobody listens on
-            s.bind(("127.0.0.1", 0))
-            free = s.getsockname()[1]
-        assert await _healthcheck(free) != 0
+        assert gw.port != 3000
+        assert await _healthcheck(gw.port) == 0
+        assert await _healthcheck(free_port()) != 0  # a port nobody listens on
 
 
 def test_compose_redis_keeps_an_append_only_file() -> None:

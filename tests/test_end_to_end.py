@@ -7,9 +7,7 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from tickwire.server import Gateway
-
-from .helpers import Client
+from .helpers import Client, Running
 
 
 CHANNELS = [
@@ -35,8 +33,8 @@ async def _collect(client: Client, seconds: float) -> list[dict[str, Any]]:
     return out
 
 
-async def test_every_market_channel_kind_is_consistent(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_every_market_channel_kind_is_consistent(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         answers = await client.subscribe(*[c.lower() for c in CHANNELS])
         assert [a["channel"] for a in answers] == CHANNELS
         messages = await _collect(client, 3.2)

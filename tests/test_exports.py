@@ -30,4 +30,4 @@ def test_all_names_exist(name: str) -> None:
 def test_package_reexports_the_public_core() -> None:
     assert tickwire.parse_channel("price:btcusdt").name == "price:BTCUSDT"
     assert tickwire.ErrorCode.RATE_LIMITED.value == "RATE_LIMITED"
-    assert tickwire.CloseCode.SLOW_CONSUMER == 4008
+    assert int(tickwire.CloseCode.SLOW_CONSUMER) == 4008

@@ -22,6 +22,8 @@ from tickwire.publications import Publication
 from tickwire.session import Limits, Session
 from tickwire.stats import Stats
 
+from .helpers import FakeTransport
+
 
 def _ms() -> int:
     return 1_700_000_000_000
@@ -29,63 +31,6 @@ def _ms() -> int:
 
 async def _any_channel(channel: Channel) -> None:
     return None
-
-
-class FakeTransport:
-    """Buffers what the session writes until the test "reads" it."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.buffered = 0
-        self.max_buffered = 0
-        self.closed: tuple[int, str] | None = None
-        self._read = asyncio.Event()
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-        self.buffered += len(data)
-        self.max_buffered = max(self.max_buffered, self.buffered)
-
-    def writelines(self, chunks: Any) -> None:
-        self.write(b"".join(chunks))
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    async def drain(self) -> None:
-        while self.buffered:
-            self._read.clear()
-            await self._read.wait()
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    def read_all(self) -> list[dict[str, Any]]:
-        """Take everything written so far, as decoded messages."""
-        data = b"".join(self.writes)
-        self.writes.clear()
-        self.buffered = 0
-        self._read.set()
-        return decode_frames(data)
-
-
-def decode_frames(data: bytes) -> list[dict[str, Any]]:
-    """Split unmasked server text frames (the shapes :func:`text_frame` builds)."""
-    out: list[dict[str, Any]] = []
-    i = 0
-    while i < len(data):
-        assert data[i] == 0x81
-        n = data[i + 1]
-        i += 2
-        if n == 126:
-            n = int.from_bytes(data[i : i + 2], "big")
-            i += 2
-        elif n == 127:
-            n = int.from_bytes(data[i : i + 8], "big")
-            i += 8
-        out.append(json.loads(data[i : i + n]))
-        i += n
-    return out
 
 
 def payload(channel: str, seq: int, **extra: Any) -> bytes:

@@ -2,9 +2,12 @@
 
 Random subscribe / unsubscribe / publish / disconnect steps run against the
 real :class:`Hub` (over a recording in-memory bus) and against a
-``dict[str, set[int]]`` model. After every step the deliveries, the
-subscriber counts and the bus demand must agree with the model; after every
-client has disconnected the hub holds nothing.
+``dict[str, set[int]]`` model. A publish step is a burst of messages within
+one loop iteration, so the hub's conflation runs: the model expects only the
+newest latest value of each channel in a burst, and every final message.
+After every step the deliveries, the subscriber counts and the bus demand
+must agree with the model; after every client has disconnected the hub
+holds nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from tickwire.publications import Publication
 
 CLIENTS = st.integers(min_value=0, max_value=5)
 CHANNELS = st.sampled_from(["price:BTCUSDT", "trades:BTCUSDT", "klines:ETHUSDT:1m", "depth:ETHUSDT"])
+# (channel, final) publications sent in one loop iteration; few channels, so bursts repeat them
+BURSTS = st.lists(st.tuples(CHANNELS, st.booleans()), min_size=1, max_size=6)
 
 
 class RecordingBus(MemoryBus):
@@ -98,26 +103,44 @@ class HubMachine(RuleBasedStateMachine):
             if not members:
                 del self.model[channel]
 
-    @rule(channel=CHANNELS, final=st.booleans())
-    def publish(self, channel: str, final: bool) -> None:
-        self.seq[channel] += 1
-        seq = self.seq[channel]
-        payload = b'{"channel":"%s","seq":%d}' % (channel.encode(), seq)
-        frame = text_frame(payload)
-        before = {n: len(c.got) for n, c in self.clients.items()}
-        self.loop.run_until_complete(self._publish(Publication(channel, seq, payload, final, 0)))
-        members = self.model.get(channel, set())
-        for n, client in self.clients.items():
-            new = client.got[before[n] :]
-            if n in members:
-                assert new == [(channel, frame, final)]
-                self.expected[n] += 1
-            else:
-                assert new == []
+    @rule(burst=BURSTS)
+    def publish(self, burst: list[tuple[str, bool]]) -> None:
+        """Publish ``burst`` within one loop iteration (no yield between), as a busy feed does.
 
-    async def _publish(self, pub: Publication) -> None:
-        self.bus.publish(pub)
-        await asyncio.sleep(0)  # the hub fans latest values out at the end of the iteration
+        The model of conflation: a final message reaches every subscriber, in
+        order; a latest value reaches them only if it is the newest message of
+        its channel in the burst (a later one, final or not, supersedes it).
+        """
+        pubs = []
+        for channel, final in burst:
+            self.seq[channel] += 1
+            seq = self.seq[channel]
+            pubs.append(
+                Publication(channel, seq, b'{"channel":"%s","seq":%d}' % (channel.encode(), seq), final, 0)
+            )
+        newest = {pub.channel: pub.seq for pub in pubs}
+        kept = [pub for pub in pubs if pub.final or pub.seq == newest[pub.channel]]
+        before = {n: len(c.got) for n, c in self.clients.items()}
+        self.loop.run_until_complete(self._publish(pubs))
+        for n, client in self.clients.items():
+            expected = [
+                (pub.channel, text_frame(pub.payload), pub.final)
+                for pub in kept
+                if n in self.model.get(pub.channel, ())
+            ]
+            new = client.got[before[n] :]
+            # finals go out at once, in burst order; the latest values at the end of the iteration
+            finals = [m for m in expected if m[2]]
+            assert new[: len(finals)] == finals
+            for channel in newest:  # each channel in order
+                assert [m for m in new if m[0] == channel] == [m for m in expected if m[0] == channel]
+            assert len(new) == len(expected)
+            self.expected[n] += len(expected)
+
+    async def _publish(self, pubs: list[Publication]) -> None:
+        for pub in pubs:
+            self.bus.publish(pub)
+        await asyncio.sleep(0)  # one yield: the hub fans the burst's latest values out now
 
     @precondition(lambda self: any(self.seq.values()))
     @rule(channel=CHANNELS)

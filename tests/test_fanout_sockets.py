@@ -19,51 +19,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tickwire.channels import Channel
 from tickwire.publications import Publication
 from tickwire.server import Gateway
-from tickwire.sources.base import SourceHealth, SourceKind, SourceSink
 
-from .helpers import TIMEOUT, Client, running_gateway
-
-
-class QuietSource:
-    """A source that lists every symbol and sends nothing: the test publishes."""
-
-    name = "simulated"
-    kind = SourceKind.SIMULATED
-
-    def __init__(self) -> None:
-        self.sink: SourceSink | None = None
-
-    def attach(self, sink: SourceSink) -> None:
-        self.sink = sink
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()
-
-    async def validate(self, channel: Channel) -> None:
-        return None
-
-    def open(self, channel: Channel) -> None:
-        return None
-
-    def close(self, channel: Channel) -> None:
-        return None
-
-    def streams(self) -> list[str]:
-        return []
-
-    def known_symbols(self) -> list[str] | None:
-        return None
-
-    def health(self) -> SourceHealth:
-        return SourceHealth(source=self.name, live=True)
+from .helpers import TIMEOUT, Client, FakeSource, Running, eventually, running_gateway
 
 
 @pytest.fixture
-async def quiet() -> AsyncIterator[Gateway]:
-    async with running_gateway(source=QuietSource(), max_queue=16, linger=0.0) as gw:
+async def quiet() -> AsyncIterator[Running]:
+    async with running_gateway(source=FakeSource(), max_queue=16, linger=0.0) as gw:
         yield gw
 
 
@@ -141,50 +105,44 @@ class StalledClient:
         self.writer.transport.abort()
 
 
-async def wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 def only_session(gw: Gateway) -> Any:
     [session] = gw.sessions
     return session
 
 
-async def test_overflow_closes_a_stalled_client_with_4008_and_counts_it(quiet: Gateway) -> None:
-    stalled = await StalledClient.connect(quiet.ws_url, "trades:BTCUSDT")  # type: ignore[attr-defined]
+async def test_overflow_closes_a_stalled_client_with_4008_and_counts_it(quiet: Running) -> None:
+    stalled = await StalledClient.connect(quiet.ws_url, "trades:BTCUSDT")
     for _ in range(400):  # ~8 MB: more than the socket buffers, high-water mark and 16 frames
-        publish(quiet, "trades:BTCUSDT", final=True, pad=20_000)
+        publish(quiet.gateway, "trades:BTCUSDT", final=True, pad=20_000)
         await asyncio.sleep(0)
-        if quiet.stats.slow_disconnects:
+        if quiet.gateway.stats.slow_disconnects:
             break
-    assert quiet.stats.slow_disconnects == 1
+    assert quiet.gateway.stats.slow_disconnects == 1
     assert await stalled.close_code() == 4008
     async with aiohttp.ClientSession() as http:
-        async with http.get(quiet.url + "/metrics") as resp:  # type: ignore[attr-defined]
+        async with http.get(quiet.url + "/metrics") as resp:
             text = await resp.text()
     assert "tickwire_slow_consumer_disconnects_total 1.0" in text
-    await wait_for(lambda: not quiet.sessions)
-    assert quiet.hub.channel_count == 0
+    await eventually(lambda: not quiet.gateway.sessions, what="the session gone")
+    assert quiet.gateway.hub.channel_count == 0
     stalled.abort()
 
 
-async def test_a_stalled_client_on_latest_value_channels_is_conflated_and_bounded(quiet: Gateway) -> None:
+async def test_a_stalled_client_on_latest_value_channels_is_conflated_and_bounded(quiet: Running) -> None:
     channels = ["price:BTCUSDT", "price:ETHUSDT", "depth:BTCUSDT"]
-    stalled = await StalledClient.connect(quiet.ws_url, *channels)  # type: ignore[attr-defined]
-    session = only_session(quiet)
-    high_water = quiet.limits.high_water
+    stalled = await StalledClient.connect(quiet.ws_url, *channels)
+    session = only_session(quiet.gateway)
+    high_water = quiet.gateway.limits.high_water
     last: dict[str, int] = {}
     peak_buffer = 0
     for _ in range(600):  # ~36 MB offered to a client that reads nothing
         for channel in channels:
-            last[channel] = publish(quiet, channel, final=False, pad=20_000)
+            last[channel] = publish(quiet.gateway, channel, final=False, pad=20_000)
         await asyncio.sleep(0)
         assert session.queued <= len(channels)
         peak_buffer = max(peak_buffer, session._transport.get_write_buffer_size())
     assert not session.closed  # latest-value data never closes a client
-    assert quiet.stats.conflated > 0
+    assert quiet.gateway.stats.conflated > 0
     # one coalesced write (at most one frame per channel) past the high-water mark
     assert peak_buffer <= high_water + len(channels) * 20_200
     # when the client reads again it catches up to the newest value of each channel
@@ -197,8 +155,8 @@ async def test_a_stalled_client_on_latest_value_channels_is_conflated_and_bounde
     stalled.abort()
 
 
-async def test_fast_clients_are_unaffected_by_a_stalled_one(quiet: Gateway) -> None:
-    url = quiet.ws_url  # type: ignore[attr-defined]
+async def test_fast_clients_are_unaffected_by_a_stalled_one(quiet: Running) -> None:
+    url = quiet.ws_url
     stalled = await StalledClient.connect(url, "trades:BTCUSDT")
     async with Client.connect(url) as a, Client.connect(url) as b:
         await a.subscribe("trades:BTCUSDT")
@@ -214,27 +172,27 @@ async def test_fast_clients_are_unaffected_by_a_stalled_one(quiet: Gateway) -> N
 
         readers = [asyncio.ensure_future(read(0, a)), asyncio.ensure_future(read(1, b))]
         for _ in range(300):
-            sent.append(publish(quiet, "trades:BTCUSDT", final=True, pad=20_000))
-            await asyncio.sleep(0.001)
+            sent.append(publish(quiet.gateway, "trades:BTCUSDT", final=True, pad=20_000))
+            await asyncio.sleep(0.001)  # pacing, not a barrier: a live feed spreads messages out
         await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT)
         assert got[0] == sent and got[1] == sent  # all, in order, nothing lost
         assert await stalled.close_code() == 4008
-        assert quiet.stats.slow_disconnects == 1
+        assert quiet.gateway.stats.slow_disconnects == 1
     stalled.abort()
 
 
 async def test_coalesced_writes_keep_order_and_seq_per_channel() -> None:
     async with (
-        running_gateway(source=QuietSource()) as quiet,
-        Client.connect(quiet.ws_url) as client,  # type: ignore[attr-defined]
+        running_gateway(source=FakeSource()) as quiet,
+        Client.connect(quiet.ws_url) as client,
     ):
         await client.subscribe("trades:BTCUSDT", "trades:ETHUSDT", "klines:BTCUSDT:1m")
         sent: dict[str, list[int]] = {"trades:BTCUSDT": [], "trades:ETHUSDT": [], "klines:BTCUSDT:1m": []}
         for i in range(200):  # all in one loop iteration: coalesced into one write
-            sent["trades:BTCUSDT"].append(publish(quiet, "trades:BTCUSDT", final=True))
-            sent["trades:ETHUSDT"].append(publish(quiet, "trades:ETHUSDT", final=True))
+            sent["trades:BTCUSDT"].append(publish(quiet.gateway, "trades:BTCUSDT", final=True))
+            sent["trades:ETHUSDT"].append(publish(quiet.gateway, "trades:ETHUSDT", final=True))
             final = i % 50 == 49
-            seq = publish(quiet, "klines:BTCUSDT:1m", final=final)
+            seq = publish(quiet.gateway, "klines:BTCUSDT:1m", final=final)
             if final:
                 sent["klines:BTCUSDT:1m"].append(seq)
         last_kline = seq

@@ -27,7 +27,7 @@ def live_url() -> Iterator[str]:
 
     async def main() -> None:
         async with running_gateway(rate=10_000, burst=10_000, max_message_size=65536) as gw:
-            stop["url"] = gw.ws_url  # type: ignore[attr-defined]
+            stop["url"] = gw.ws_url
             stop["event"] = asyncio.Event()
             stop["loop"] = asyncio.get_running_loop()
             ready.set()

@@ -7,21 +7,19 @@ import json
 
 import aiohttp
 
-from tickwire.server import Gateway
-
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, eventually, running_gateway
 
 
-async def test_welcome_shape(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_welcome_shape(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         welcome = client.welcome
         assert welcome["type"] == "connected" and welcome["authenticated"] is False
         assert welcome["clientId"].startswith("ws_")
         assert welcome["timestamp"].endswith("Z")
 
 
-async def test_acks_in_request_order_with_id_and_errors_per_channel(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_acks_in_request_order_with_id_and_errors_per_channel(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         answers = await client.subscribe(
             "price:btcusdt",
             "prices:BTCUSDT",
@@ -49,11 +47,11 @@ async def test_acks_in_request_order_with_id_and_errors_per_channel(gateway: Gat
         }
 
 
-async def test_snapshot_follows_ack_for_second_subscriber(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as first:  # type: ignore[attr-defined]
+async def test_snapshot_follows_ack_for_second_subscriber(running: Running) -> None:
+    async with Client.connect(running.ws_url) as first:
         await first.subscribe("ticker:ETHUSDT")
         update = await first.recv_until(lambda m: m["type"] == "ticker")
-        async with Client.connect(gateway.ws_url) as second:  # type: ignore[attr-defined]
+        async with Client.connect(running.ws_url) as second:
             [ack] = await second.subscribe("ticker:ethusdt")
             assert ack["type"] == "subscribed"
             snapshot = await second.recv()
@@ -62,15 +60,15 @@ async def test_snapshot_follows_ack_for_second_subscriber(gateway: Gateway) -> N
             assert set(snapshot["data"]) == set(update["data"])
 
 
-async def test_ping_pong_and_id_echo(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_ping_pong_and_id_echo(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         await client.send({"type": "ping", "id": 42})
         pong = await client.recv()
         assert pong["type"] == "pong" and pong["id"] == 42 and isinstance(pong["timestamp"], int)
 
 
-async def test_bad_frames_get_errors_and_connection_keeps_working(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_bad_frames_get_errors_and_connection_keeps_working(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         cases = [
             ("{not json", "INVALID_MESSAGE"),
             ("[]", "INVALID_MESSAGE"),
@@ -91,8 +89,8 @@ async def test_bad_frames_get_errors_and_connection_keeps_working(gateway: Gatew
         assert (await client.recv_until(lambda m: m["type"] == "price"))["channel"] == "price:BTCUSDT"
 
 
-async def test_unsubscribe_stops_data_after_ack(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_unsubscribe_stops_data_after_ack(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         await client.subscribe("depth:BTCUSDT")
         await client.recv_until(lambda m: m["type"] == "depth")
         await client.send({"type": "unsubscribe", "channels": ["depth:btcusdt"], "id": 1})
@@ -112,7 +110,7 @@ async def test_unsubscribe_stops_data_after_ack(gateway: Gateway) -> None:
 
 
 async def test_subscription_limit() -> None:
-    async with running_gateway(max_subscriptions=3) as gw, Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+    async with running_gateway(max_subscriptions=3) as gw, Client.connect(gw.ws_url) as client:
         answers = await client.subscribe("price:BTCUSDT", "price:ETHUSDT", "price:SOLUSDT", "price:BNBUSDT")
         assert [a["type"] for a in answers] == ["subscribed"] * 3 + ["error"]
         assert answers[3]["code"] == "SUBSCRIPTION_LIMIT"
@@ -127,19 +125,19 @@ async def test_subscription_limit() -> None:
 
 
 async def test_rate_limit_answers_and_recovers() -> None:
-    async with running_gateway(rate=5, burst=5) as gw, Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+    async with running_gateway(rate=5, burst=5) as gw, Client.connect(gw.ws_url) as client:
         for i in range(8):
             await client.send({"type": "ping", "id": i})
         answers = [await client.recv() for _ in range(8)]
         assert [a["type"] for a in answers[:5]] == ["pong"] * 5
         assert all(a["type"] == "error" and a["code"] == "RATE_LIMITED" for a in answers[5:])
-        await asyncio.sleep(0.5)  # the bucket refills at 5/s
+        await asyncio.sleep(0.5)  # under test: the bucket refills with time (5/s); no event to poll
         await client.send({"type": "ping", "id": "later"})
         assert (await client.recv())["type"] == "pong"
 
 
 async def test_persistent_abuse_is_closed_with_1008() -> None:
-    async with running_gateway(rate=1, burst=1) as gw, Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+    async with running_gateway(rate=1, burst=1) as gw, Client.connect(gw.ws_url) as client:
         for _ in range(150):
             await client.send({"type": "ping"})
         code, _ = await client.closed()
@@ -147,7 +145,7 @@ async def test_persistent_abuse_is_closed_with_1008() -> None:
 
 
 async def test_oversize_frame_gets_error_then_1009() -> None:
-    async with running_gateway(max_message_size=1024) as gw, Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+    async with running_gateway(max_message_size=1024) as gw, Client.connect(gw.ws_url) as client:
         await client.send(json.dumps({"type": "ping", "pad": "x" * 2000}))
         error = await client.recv()
         assert error["type"] == "error" and error["code"] == "MESSAGE_TOO_LARGE"
@@ -159,7 +157,7 @@ async def test_heartbeat_closes_a_client_that_never_answers_pings() -> None:
     async with running_gateway(ping_interval=0.4) as gw:
         async with aiohttp.ClientSession() as http:
             # autoping=False: this client never answers the server's ping frames
-            async with http.ws_connect(gw.ws_url, autoping=False) as ws:  # type: ignore[attr-defined]
+            async with http.ws_connect(gw.ws_url, autoping=False) as ws:
                 saw_ping = False
                 while True:
                     msg = await ws.receive(timeout=5)
@@ -168,8 +166,5 @@ async def test_heartbeat_closes_a_client_that_never_answers_pings() -> None:
                     if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                         break
                 assert saw_ping
-        for _ in range(50):
-            if not gw.sessions:
-                break
-            await asyncio.sleep(0.05)
-        assert not gw.sessions and gw.hub.channel_count == 0
+        await eventually(lambda: not gw.gateway.sessions, what="the session gone")
+        assert gw.gateway.hub.channel_count == 0

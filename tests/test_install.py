@@ -74,7 +74,7 @@ async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
             "2",
             "price:BTCUSDT",
             "--url",
-            gw.ws_url,  # type: ignore[attr-defined]
+            gw.ws_url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -105,7 +105,7 @@ async def test_terminal_tools_run(plain_install: Path, argv: list[str], expected
             plain_install / "tickwire",
             *argv,
             "--url",
-            gw.ws_url,  # type: ignore[attr-defined]
+            gw.ws_url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "COLUMNS": "120"},

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import logging
+from typing import Any
 
 import aiohttp
 import pytest
@@ -16,13 +16,13 @@ from tickwire.server.accesslog import AccessLogger, redact_url
 from tickwire.server.admission import ConnectionGuard, client_address, normalize_origin
 from tickwire.stats import Stats
 
-from .helpers import Client, running_gateway
+from .helpers import Client, eventually, running_gateway
 
 
-async def refused_close(url: str, **kwargs: object) -> tuple[int | None, str]:
+async def refused_close(url: str, **kwargs: Any) -> tuple[int | None, str]:
     """Connect and expect the server to close at once: (close code, reason)."""
     async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(url, **kwargs) as ws:  # type: ignore[arg-type]
+        async with http.ws_connect(url, **kwargs) as ws:
             msg = await ws.receive(timeout=5)
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
             return ws.close_code, str(msg.extra or "")
@@ -38,27 +38,24 @@ async def test_connections_per_address_close_with_4029() -> None:
         running_gateway(linger=0.2, max_connections_per_ip=2) as gw,
         contextlib.AsyncExitStack() as stack,
     ):
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         first = await stack.enter_async_context(Client.connect(url))
         await stack.enter_async_context(Client.connect(url))
         code, reason = await refused_close(url)
         assert code == 4029 and "too many connections" in reason
         await first.ws.close()
-        for _ in range(50):  # the server notices the close
-            if gw.guard.connections_from("127.0.0.1") < 2:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: gw.gateway.guard.connections_from("127.0.0.1") < 2, what="the close noticed")
         async with Client.connect(url) as again:
             assert again.welcome["type"] == "connected"
-        assert gw.stats.rejected_connections["per_ip"] == 1
-        assert 'tickwire_connections_rejected_total{reason="per_ip"} 1.0' in await metrics_text(gw.url)  # type: ignore[attr-defined]
+        assert gw.gateway.stats.rejected_connections["per_ip"] == 1
+        assert 'tickwire_connections_rejected_total{reason="per_ip"} 1.0' in await metrics_text(gw.url)
 
 
 async def test_origin_not_allowed_closes_with_1008() -> None:
     async with running_gateway(
         linger=0.2, allowed_origins=("https://app.example", "http://localhost:3000")
     ) as gw:
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         code, reason = await refused_close(url, origin="https://evil.example")
         assert code == 1008 and "origin" in reason
         assert (await refused_close(url, origin="null"))[0] == 1008
@@ -66,31 +63,31 @@ async def test_origin_not_allowed_closes_with_1008() -> None:
             headers = {"Origin": origin} if origin else {}
             async with Client.connect(url, headers=headers) as c:  # no Origin: not a browser, allowed
                 assert c.welcome["type"] == "connected"
-        assert gw.stats.rejected_connections["origin"] == 2
-        assert gw.guard.total == 0
+        assert gw.gateway.stats.rejected_connections["origin"] == 2
+        assert gw.gateway.guard.total == 0
 
 
 async def test_total_cap_refuses_the_upgrade_with_503() -> None:
     async with running_gateway(linger=0.2, max_connections=2) as gw, contextlib.AsyncExitStack() as stack:
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         for _ in range(2):
             await stack.enter_async_context(Client.connect(url))
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             async with Client.connect(url):
                 pass
         assert info.value.status == 503
-        assert gw.stats.rejected_connections["total"] == 1
-        text = await metrics_text(gw.url)  # type: ignore[attr-defined]
+        assert gw.gateway.stats.rejected_connections["total"] == 1
+        text = await metrics_text(gw.url)
         assert 'tickwire_connections_rejected_total{reason="total"} 1.0' in text
 
 
 async def test_a_failed_upgrade_releases_its_slot() -> None:
     async with running_gateway(linger=0.2, max_connections=1) as gw, aiohttp.ClientSession() as http:
         for _ in range(3):
-            async with http.get(gw.ws_url.replace("ws://", "http://")) as resp:  # type: ignore[attr-defined]
+            async with http.get(gw.ws_url.replace("ws://", "http://")) as resp:
                 assert resp.status == 400  # not an upgrade
-        assert gw.guard.total == 0
-        async with Client.connect(gw.ws_url) as c:  # type: ignore[attr-defined]
+        assert gw.gateway.guard.total == 0
+        async with Client.connect(gw.ws_url) as c:
             assert c.welcome["type"] == "connected"
 
 
@@ -151,13 +148,13 @@ async def test_per_address_cap_behind_a_trusted_proxy_counts_forwarded_clients()
         running_gateway(linger=0.2, max_connections_per_ip=1, trusted_proxies=("127.0.0.1/32",)) as gw,
         contextlib.AsyncExitStack() as stack,
     ):
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         for client in ("203.0.113.1", "203.0.113.2"):  # two clients behind one proxy address
             c = await stack.enter_async_context(Client.connect(url, headers={"X-Forwarded-For": client}))
             assert c.welcome["type"] == "connected"
         code, _ = await refused_close(url, headers={"X-Forwarded-For": "203.0.113.1"})
         assert code == 4029
-        assert gw.guard.connections_from("203.0.113.2") == 1
+        assert gw.gateway.guard.connections_from("203.0.113.2") == 1
 
 
 async def test_forwarded_header_is_ignored_without_trusted_proxies() -> None:
@@ -165,7 +162,7 @@ async def test_forwarded_header_is_ignored_without_trusted_proxies() -> None:
         running_gateway(linger=0.2, max_connections_per_ip=1) as gw,
         contextlib.AsyncExitStack() as stack,
     ):
-        url = gw.ws_url  # type: ignore[attr-defined]
+        url = gw.ws_url
         await stack.enter_async_context(Client.connect(url, headers={"X-Forwarded-For": "203.0.113.1"}))
         code, _ = await refused_close(url, headers={"X-Forwarded-For": "203.0.113.2"})
         assert code == 4029  # both are 127.0.0.1: a client cannot pick its own address

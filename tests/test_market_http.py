@@ -17,12 +17,11 @@ from aiohttp import web
 from tickwire import client
 from tickwire.client.market import http_base
 from tickwire.marketdata import decimals
-from tickwire.server import Gateway
 from tickwire.sources.replay import ReplaySource, read_capture
 from tickwire.sources.simulated import SimulatedSource
 
 from .fake_binance import FakeBinance, binance_gateway, now_ms, wait_for
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, running_gateway
 
 
 SESSION = Path(__file__).parent / "data" / "binance" / "session.capture.jsonl"
@@ -59,7 +58,7 @@ def same_shape(candle: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-async def frozen() -> AsyncIterator[tuple[Gateway, list[int]]]:
+async def frozen() -> AsyncIterator[tuple[Running, list[int]]]:
     """A simulated gateway whose market clock moves only when the test moves it."""
     clock = [START_MS + 17_000]
     source = SimulatedSource(seed=7, clock_ms=lambda: clock[0])
@@ -68,7 +67,7 @@ async def frozen() -> AsyncIterator[tuple[Gateway, list[int]]]:
 
 
 async def test_simulated_history_is_full_ordered_and_ends_with_the_channel_candle(
-    frozen: tuple[Gateway, list[int]],
+    frozen: tuple[Running, list[int]],
 ) -> None:
     gw, clock = frozen
     candles = await klines(gw, "symbol=BTCUSDT&interval=1m")  # default limit: 500
@@ -79,7 +78,7 @@ async def test_simulated_history_is_full_ordered_and_ends_with_the_channel_candl
     assert times == list(range(times[0], times[0] + 60 * 500, 60))
     assert times[-1] == START_MS // 1000  # the minute in progress...
     assert [c["isFinal"] for c in candles] == [True] * 499 + [False]  # ...is the only open one
-    async with Client.connect(gw.ws_url) as ws:  # type: ignore[attr-defined]
+    async with Client.connect(gw.ws_url) as ws:
         await ws.subscribe("klines:btcusdt:1m")
         snapshot = await ws.recv_until(lambda m: m.get("type") == "kline")
         assert snapshot["snapshot"] is True and snapshot["data"] == candles[-1]
@@ -93,7 +92,7 @@ async def test_simulated_history_is_full_ordered_and_ends_with_the_channel_candl
     assert after[2] == live["data"] and after[2]["time"] == candles[-1]["time"] + 60
 
 
-async def test_simulated_limit_end_time_and_longer_intervals(frozen: tuple[Gateway, list[int]]) -> None:
+async def test_simulated_limit_end_time_and_longer_intervals(frozen: tuple[Running, list[int]]) -> None:
     gw, _ = frozen
     minutes = await klines(gw, "symbol=ETHUSDT&interval=1m&limit=1000")
     assert len(minutes) == 1000
@@ -116,7 +115,7 @@ async def test_simulated_limit_end_time_and_longer_intervals(frozen: tuple[Gatew
     assert checked >= 10
 
 
-async def test_bad_requests_are_400_with_the_publish_error_shape(frozen: tuple[Gateway, list[int]]) -> None:
+async def test_bad_requests_are_400_with_the_publish_error_shape(frozen: tuple[Running, list[int]]) -> None:
     gw, _ = frozen
     assert (await refused(gw, "symbol=NOPEUSDT&interval=1m"))["code"] == "UNKNOWN_SYMBOL"
     assert (await refused(gw, "symbol=BTC-USDT&interval=1m"))["code"] == "INVALID_CHANNEL"
@@ -128,9 +127,9 @@ async def test_bad_requests_are_400_with_the_publish_error_shape(frozen: tuple[G
     assert "required" in (await refused(gw, "symbol=BTCUSDT"))["message"]
 
 
-async def test_simulated_symbols(frozen: tuple[Gateway, list[int]]) -> None:
+async def test_simulated_symbols(frozen: tuple[Running, list[int]]) -> None:
     gw, _ = frozen
-    status, body, _ = await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+    status, body, _ = await get(gw.url + "/api/v1/symbols")
     assert status == 200 and body["success"] is True
     symbols = {s["symbol"]: s for s in body["data"]}
     assert len(symbols) == 8
@@ -160,7 +159,7 @@ async def test_replay_serves_the_candles_played_and_the_symbols_seen() -> None:
     source = ReplaySource(read_capture(SESSION), speed=50, start_delay=0.05)
     async with running_gateway(source=source, linger=0.2) as gw:
         assert await klines(gw, "symbol=VETETH&interval=1m") == []  # nothing played yet
-        async with Client.connect(gw.ws_url) as ws:  # type: ignore[attr-defined]
+        async with Client.connect(gw.ws_url) as ws:
             await ws.subscribe("trades:BTCUSDT")
             await wait_for(lambda: source.finished, timeout=10)
         for symbol in ("VETETH", "ONTTRY", "SWRVBUSD"):
@@ -172,7 +171,7 @@ async def test_replay_serves_the_candles_played_and_the_symbols_seen() -> None:
         assert len(await klines(gw, "symbol=VETETH&interval=1m&limit=1")) == 1
         assert await klines(gw, "symbol=VETETH&interval=5m") == []
         assert (await refused(gw, "symbol=ETHUSDT&interval=1m"))["code"] == "UNKNOWN_SYMBOL"
-        status, body, _ = await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+        status, body, _ = await get(gw.url + "/api/v1/symbols")
     assert status == 200
     symbols = {s["symbol"]: s for s in body["data"]}
     assert set(symbols) == set(source.known_symbols() or [])
@@ -250,7 +249,7 @@ async def test_binance_klines_are_503_while_rest_fails() -> None:
         error = await refused(gw, "symbol=ETHUSDT&interval=5m", 503)
         assert error["code"] == "UNAVAILABLE" and "did not answer" in error["message"]
         fake.rest_fail = [(429, 30)]
-        url = f"{gw.url}/api/v1/klines?symbol=ETHUSDT&interval=15m"  # type: ignore[attr-defined]
+        url = f"{gw.url}/api/v1/klines?symbol=ETHUSDT&interval=15m"
         status, body, headers = await get(url)
         assert status == 503 and headers["Retry-After"] == "30"
         assert "retry in 30 s" in body["error"]["message"]
@@ -263,7 +262,7 @@ async def test_binance_symbols_with_precision_from_filters() -> None:
     fake = await FiltersFake().start()
     try:
         async with binance_gateway(fake) as (gw, _):
-            status, body, _ = await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+            status, body, _ = await get(gw.url + "/api/v1/symbols")
             assert status == 200
             symbols = {s["symbol"]: s for s in body["data"]}
             assert set(symbols) == set(fake.symbols)
@@ -273,7 +272,7 @@ async def test_binance_symbols_with_precision_from_filters() -> None:
             }  # fmt: skip
             assert symbols["HALTUSDT"]["status"] == "HALT"
             infos = sum(1 for _, path, _, _ in fake.rest_log if path == "/api/v3/exchangeInfo")
-            await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+            await get(gw.url + "/api/v1/symbols")
             assert sum(1 for _, path, _, _ in fake.rest_log if path == "/api/v3/exchangeInfo") == infos
     finally:
         await fake.close()
@@ -284,7 +283,7 @@ async def test_binance_symbols_503_when_never_loaded() -> None:
     fake.rest_fail = [(500, 0)] * 3
     try:
         async with binance_gateway(fake) as (gw, _):
-            status, body, _ = await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+            status, body, _ = await get(gw.url + "/api/v1/symbols")
             assert status == 503 and body["error"]["code"] == "UNAVAILABLE"
     finally:
         await fake.close()
@@ -297,13 +296,13 @@ async def test_a_role_gateway_process_answers_503(redis_server: Any) -> None:
     async with running_gateway(role="gateway", redis_url=redis_server.url, linger=0.2) as gw:
         error = await refused(gw, "symbol=BTCUSDT&interval=1m", 503)
         assert "--role gateway" in error["message"]
-        status, body, _ = await get(gw.url + "/api/v1/symbols")  # type: ignore[attr-defined]
+        status, body, _ = await get(gw.url + "/api/v1/symbols")
         assert status == 503 and "ingest" in body["error"]["message"]
 
 
-async def test_client_klines_and_symbols(frozen: tuple[Gateway, list[int]]) -> None:
+async def test_client_klines_and_symbols(frozen: tuple[Running, list[int]]) -> None:
     gw, _ = frozen
-    async with client.connect(gw.ws_url) as feed:  # type: ignore[attr-defined]
+    async with client.connect(gw.ws_url) as feed:
         candles = await feed.klines("btcusdt", "1m", limit=10)
         assert len(candles) == 10 and all(isinstance(c, client.KlineData) for c in candles)
         assert isinstance(candles[-1].close, Decimal) and candles[-1].isFinal is False

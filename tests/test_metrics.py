@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -16,7 +15,7 @@ from tickwire.server import Gateway
 from tickwire.sources import SourceHealth
 from tickwire.sources.simulated import SimulatedSource
 
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, eventually, running_gateway
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -32,8 +31,8 @@ def parse(text: str) -> Samples:
     return samples
 
 
-async def scrape(gw: Gateway) -> Samples:
-    async with aiohttp.ClientSession() as http, http.get(gw.url + "/metrics") as resp:  # type: ignore[attr-defined]
+async def scrape(running: Running) -> Samples:
+    async with aiohttp.ClientSession() as http, http.get(running.url + "/metrics") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return parse(await resp.text())
@@ -49,41 +48,38 @@ def publication(seq: int, *, final: bool = True, event_time: int | None = None) 
     return Publication(SIGNAL, seq, payload, final, stamp)
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
+def outboxes_empty(gateway: Gateway) -> bool:
+    return all(session.queued == 0 for session in gateway.sessions)
 
 
-async def test_connections_opened_current_and_closed_by_code(gateway: Gateway) -> None:
-    before = await scrape(gateway)
+async def test_connections_opened_current_and_closed_by_code(running: Running) -> None:
+    before = await scrape(running)
     assert value(before, "tickwire_connections") == 0
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
-        during = await scrape(gateway)
+    async with Client.connect(running.ws_url) as client:
+        during = await scrape(running)
         assert value(during, "tickwire_connections") == 1
         assert value(during, "tickwire_connections_opened_total") == 1
         await client.ws.close(code=1000)
-    await wait_for(lambda: gateway.stats.connections_current == 0)
-    after = await scrape(gateway)
+    await eventually(lambda: running.gateway.stats.connections_current == 0, what="no connection left")
+    after = await scrape(running)
     assert value(after, "tickwire_connections") == 0
     assert value(after, "tickwire_connections_closed_total", code="1000") == 1
     assert value(after, "tickwire_connections_closed_total", code="4008") == 0
-    assert value(after, "tickwire_connections_limit") == gateway.settings.max_connections
+    assert value(after, "tickwire_connections_limit") == running.gateway.settings.max_connections
     assert value(after, "tickwire_info", version="0.1.0", source="simulated", bus="memory", role="all") == 1
 
 
-async def test_subscriptions_messages_bytes_and_latency_by_kind(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as a, Client.connect(gateway.ws_url) as b:  # type: ignore[attr-defined]
+async def test_subscriptions_messages_bytes_and_latency_by_kind(running: Running) -> None:
+    async with Client.connect(running.ws_url) as a, Client.connect(running.ws_url) as b:
         await a.subscribe(SIGNAL, "price:BTCUSDT")
         await b.subscribe(SIGNAL)
-        before = await scrape(gateway)
+        before = await scrape(running)
         assert value(before, "tickwire_subscriptions", kind="signals") == 2
         assert value(before, "tickwire_subscriptions", kind="price") == 1
         assert value(before, "tickwire_channels", kind="signals") == 1
         now = time.time_ns() // 1_000_000
         for seq in range(1, 11):  # upstream event 300 ms old: lands in the 0.5 s bucket
-            gateway.bus.publish(publication(seq, event_time=now - 300))
+            running.gateway.bus.publish(publication(seq, event_time=now - 300))
         received = 0
         for client in (a, b):
             for _ in range(10):
@@ -91,7 +87,7 @@ async def test_subscriptions_messages_bytes_and_latency_by_kind(gateway: Gateway
                 received += len(
                     f'{{"type":"signal","channel":"{SIGNAL}","seq":{msg["seq"]},"data":{{"x":1}}}}'
                 )
-        after = await scrape(gateway)
+        after = await scrape(running)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -108,59 +104,59 @@ async def test_subscriptions_messages_bytes_and_latency_by_kind(gateway: Gateway
     assert value(after, "tickwire_client_frames_in_total") >= 2
 
 
-async def test_conflation_counts_replaced_latest_values(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_conflation_counts_replaced_latest_values(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         await client.subscribe(SIGNAL)
-        before = await scrape(gateway)
+        before = await scrape(running)
         for seq in range(1, 11):  # no await between them: the writer cannot run
-            gateway.bus.publish(publication(seq, final=False))
+            running.gateway.bus.publish(publication(seq, final=False))
         msg = await client.recv_until(lambda m: m.get("channel") == SIGNAL)
         assert msg["seq"] == 10  # the client got the newest value only
-        after = await scrape(gateway)
+        after = await scrape(running)
     conflated = "tickwire_conflated_messages_total"
     assert value(after, conflated) - value(before, conflated) == 9
 
 
 async def test_slow_consumer_disconnect_and_dropped_frames() -> None:
     async with running_gateway(linger=0.2, max_queue=8) as gw:
-        async with Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+        async with Client.connect(gw.ws_url) as client:
             await client.subscribe(SIGNAL)
-            await asyncio.sleep(0.05)  # the ack is written: the outbox is empty
+            await eventually(lambda: outboxes_empty(gw.gateway), what="the ack written")
             for seq in range(1, 21):
-                gw.bus.publish(publication(seq))
+                gw.gateway.bus.publish(publication(seq))
             code, _ = await client.closed()
             assert code == 4008
-        await wait_for(lambda: gw.stats.connections_current == 0)
+        await eventually(lambda: gw.gateway.stats.connections_current == 0, what="no connection left")
         samples = await scrape(gw)
     assert value(samples, "tickwire_slow_consumer_disconnects_total") == 1
     assert value(samples, "tickwire_connections_closed_total", code="4008") == 1
     assert value(samples, "tickwire_dropped_messages_total") == 9  # 8 queued + the one that did not fit
 
 
-async def test_outbox_depth_histogram_samples_every_client(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_outbox_depth_histogram_samples_every_client(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         await client.subscribe(SIGNAL)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: outboxes_empty(running.gateway), what="the ack written")
         for seq in range(1, 6):
-            gateway.bus.publish(publication(seq))
-        stuck = parse(gateway.metrics.render().decode())  # rendered before the writer runs
+            running.gateway.bus.publish(publication(seq))
+        stuck = parse(running.gateway.metrics.render().decode())  # rendered before the writer runs
         assert value(stuck, "tickwire_client_outbox_depth_bucket", le="4") == 0
         assert value(stuck, "tickwire_client_outbox_depth_bucket", le="8") == 1
         assert value(stuck, "tickwire_client_outbox_depth_gsum") == 5
         for _ in range(5):
             await client.recv_until(lambda m: m.get("channel") == SIGNAL)
-        drained = await scrape(gateway)
+        drained = await scrape(running)
     assert value(drained, "tickwire_client_outbox_depth_bucket", le="0") == 1
     assert value(drained, "tickwire_client_outbox_depth_gcount") == 1
 
 
-async def test_error_frames_by_code(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_error_frames_by_code(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         await client.send("not json")
         assert (await client.recv())["code"] == "INVALID_MESSAGE"
         [answer] = await client.subscribe("nope:X")
         assert answer["code"] == "INVALID_CHANNEL"
-        samples = await scrape(gateway)
+        samples = await scrape(running)
     assert value(samples, "tickwire_errors_total", code="INVALID_MESSAGE") == 1
     assert value(samples, "tickwire_errors_total", code="INVALID_CHANNEL") == 1
     assert value(samples, "tickwire_errors_total", code="RATE_LIMITED") == 0
@@ -202,10 +198,10 @@ async def test_upstream_metrics_read_source_health() -> None:
     assert value(later, "tickwire_upstream_rest_requests_total", source="simulated") == 0  # missing: 0
 
 
-async def test_bus_state_follows_bus_health(gateway: Gateway) -> None:
-    assert value(await scrape(gateway), "tickwire_bus_up", bus="memory") == 1
-    gateway.bus.health = lambda: BusHealth(kind="memory", connected=False, reconnects=4)  # type: ignore[method-assign]
-    samples = await scrape(gateway)
+async def test_bus_state_follows_bus_health(running: Running) -> None:
+    assert value(await scrape(running), "tickwire_bus_up", bus="memory") == 1
+    running.gateway.bus.health = lambda: BusHealth(kind="memory", connected=False, reconnects=4)  # type: ignore[method-assign]
+    samples = await scrape(running)
     assert value(samples, "tickwire_bus_up", bus="memory") == 0
     assert value(samples, "tickwire_bus_reconnects_total", bus="memory") == 4
 
@@ -213,7 +209,7 @@ async def test_bus_state_follows_bus_health(gateway: Gateway) -> None:
 async def test_publish_requests_by_status() -> None:
     key = "k" * 40
     async with running_gateway(api_keys=(key,)) as gw, aiohttp.ClientSession() as http:
-        url = gw.url + "/api/v1/publish"  # type: ignore[attr-defined]
+        url = gw.url + "/api/v1/publish"
         body = {"channel": SIGNAL, "data": {"side": "buy"}}
         auth = {"Authorization": f"Bearer {key}"}
         for headers, payload, status in [
@@ -233,9 +229,9 @@ async def test_publish_requests_by_status() -> None:
 
 async def test_rejected_connections_by_reason() -> None:
     async with running_gateway(max_connections=1) as gw:
-        async with Client.connect(gw.ws_url):  # type: ignore[attr-defined]
+        async with Client.connect(gw.ws_url):
             try:
-                async with Client.connect(gw.ws_url):  # type: ignore[attr-defined]
+                async with Client.connect(gw.ws_url):
                     raise AssertionError("a second connection was accepted")
             except aiohttp.WSServerHandshakeError as exc:
                 assert exc.status == 503
@@ -244,7 +240,7 @@ async def test_rejected_connections_by_reason() -> None:
     assert value(samples, "tickwire_connections_rejected_total", reason="per_ip") == 0
 
 
-async def test_process_metrics_are_exported(gateway: Gateway) -> None:
-    samples = await scrape(gateway)
+async def test_process_metrics_are_exported(running: Running) -> None:
+    samples = await scrape(running)
     assert value(samples, "process_open_fds") > 0
     assert value(samples, "process_max_fds") > 0

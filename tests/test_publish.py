@@ -13,10 +13,9 @@ import pytest
 
 from tickwire.config import Settings, add_options, replace, settings_from
 from tickwire.errors import ConfigError
-from tickwire.server import Gateway
 from tickwire.server.publish import ApiKeys
 
-from .helpers import Client, running_gateway
+from .helpers import Client, Running, running_gateway
 from .tokens import API_KEY
 
 
@@ -24,17 +23,17 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture
-async def gw() -> AsyncIterator[Gateway]:
+async def gw() -> AsyncIterator[Running]:
     async with running_gateway(linger=0.2, api_keys=(API_KEY,), max_publish_size=4096) as gateway:
         yield gateway
 
 
 async def post(
-    gw: Gateway, path: str, body: Any = None, *, data: Any = None, headers: dict[str, str] | None = AUTH
+    gw: Running, path: str, body: Any = None, *, data: Any = None, headers: dict[str, str] | None = AUTH
 ) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{gw.url}{path}",  # type: ignore[attr-defined]
+            f"{gw.url}{path}",
             json=body if data is None else None,
             data=data,
             headers=headers or {},
@@ -51,8 +50,8 @@ def error(status_answer: tuple[int, dict[str, Any]]) -> tuple[int, str]:
     return status, answer["error"]["code"]
 
 
-async def test_publish_delivers_signal_with_type_symbol_and_seq(gw: Gateway) -> None:
-    async with Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+async def test_publish_delivers_signal_with_type_symbol_and_seq(gw: Running) -> None:
+    async with Client.connect(gw.ws_url) as client:
         await client.subscribe("signals:btcusdt")
         for seq in (1, 2):
             status, answer = await post(
@@ -67,7 +66,7 @@ async def test_publish_delivers_signal_with_type_symbol_and_seq(gw: Gateway) -> 
                 "seq": seq,
                 "data": {"n": seq},
             }
-    assert gw.stats.publish_requests[200] == 2
+    assert gw.gateway.stats.publish_requests[200] == 2
 
 
 @pytest.mark.parametrize(
@@ -88,12 +87,12 @@ async def test_publish_delivers_signal_with_type_symbol_and_seq(gw: Gateway) -> 
         (b"", "INVALID_MESSAGE"),
     ],
 )
-async def test_bad_bodies_answer_400(gw: Gateway, body: bytes, code: str) -> None:
+async def test_bad_bodies_answer_400(gw: Running, body: bytes, code: str) -> None:
     assert error(await post(gw, "/api/v1/publish", data=body)) == (400, code)
 
 
 async def test_missing_or_wrong_key_answers_401_before_reading(
-    gw: Gateway, caplog: pytest.LogCaptureFixture
+    gw: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     good = {"channel": "signals:BTCUSDT", "data": {}}
@@ -103,7 +102,7 @@ async def test_missing_or_wrong_key_answers_401_before_reading(
             assert error(await post(gw, path, good, headers=headers)) == (401, "UNAUTHORIZED")
     # a wrong key is refused before the body is even looked at
     assert error(await post(gw, "/api/v1/publish", data=b"x" * 10_000, headers={})) == (401, "UNAUTHORIZED")
-    assert gw.stats.publish_requests[401] == 11
+    assert gw.gateway.stats.publish_requests[401] == 11
     assert (await post(gw, "/api/v1/publish", good))[0] == 200
     assert API_KEY not in caplog.text
 
@@ -114,7 +113,7 @@ async def test_no_configured_key_refuses_everything() -> None:
         assert (status, code) == (401, "UNAUTHORIZED")
 
 
-async def test_body_over_the_limit_answers_413(gw: Gateway) -> None:
+async def test_body_over_the_limit_answers_413(gw: Running) -> None:
     big = {"channel": "signals:BTCUSDT", "data": {"pad": "x" * 5000}}
     assert error(await post(gw, "/api/v1/publish", big)) == (413, "MESSAGE_TOO_LARGE")
 
@@ -125,11 +124,11 @@ async def test_body_over_the_limit_answers_413(gw: Gateway) -> None:
         yield b'"}}]}'
 
     assert error(await post(gw, "/api/v1/publish/batch", data=chunks())) == (413, "MESSAGE_TOO_LARGE")
-    assert gw.stats.publish_requests[413] == 2
+    assert gw.gateway.stats.publish_requests[413] == 2
 
 
-async def test_batch_is_all_or_nothing(gw: Gateway) -> None:
-    async with Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+async def test_batch_is_all_or_nothing(gw: Running) -> None:
+    async with Client.connect(gw.ws_url) as client:
         await client.subscribe("signals:AAA", "signals:BBB")
         bad = {
             "messages": [
@@ -160,12 +159,12 @@ async def test_batch_is_all_or_nothing(gw: Gateway) -> None:
             ("signals:BBB", 1, {"i": 1}),
             ("signals:AAA", 2, {"i": 2}),
         ]
-    assert gw.stats.publish_messages == 3
+    assert gw.gateway.stats.publish_messages == 3
 
 
-async def test_data_is_relayed_verbatim(gw: Gateway) -> None:
+async def test_data_is_relayed_verbatim(gw: Running) -> None:
     """Digits and nesting are kept: the publisher's JSON is spliced in, not re-encoded through floats."""
-    async with Client.connect(gw.ws_url) as client:  # type: ignore[attr-defined]
+    async with Client.connect(gw.ws_url) as client:
         await client.subscribe("signals:ETHUSDT")
         data = b'{"price":3650.123456789012345,"tags":["a",{"b":null}],"ok":true}'
         raw = b'{"channel":"signals:ETHUSDT","data":' + data + b"}"
@@ -181,18 +180,18 @@ async def test_stats_and_metrics_can_need_the_key() -> None:
     async with running_gateway(linger=0.2, api_keys=(API_KEY,), protect_stats=True) as gw:
         async with aiohttp.ClientSession() as http:
             for path in ("/api/v1/ws/stats", "/metrics"):
-                async with http.get(f"{gw.url}{path}") as resp:  # type: ignore[attr-defined]
+                async with http.get(f"{gw.url}{path}") as resp:
                     assert resp.status == 401
                 async with http.get(
                     f"{gw.url}{path}", headers={"Authorization": "Bearer nope-nope-nope-nope"}
-                ) as resp:  # type: ignore[attr-defined]
+                ) as resp:
                     assert resp.status == 401
-                async with http.get(f"{gw.url}{path}", headers=AUTH) as resp:  # type: ignore[attr-defined]
+                async with http.get(f"{gw.url}{path}", headers=AUTH) as resp:
                     assert resp.status == 200
-            async with http.get(f"{gw.url}/health") as resp:  # type: ignore[attr-defined]
+            async with http.get(f"{gw.url}/health") as resp:
                 assert resp.status in (200, 503)  # health stays open for load balancers
     async with running_gateway(linger=0.2) as gw, aiohttp.ClientSession() as http:
-        async with http.get(f"{gw.url}/metrics") as resp:  # type: ignore[attr-defined]
+        async with http.get(f"{gw.url}/metrics") as resp:
             assert resp.status == 200  # unprotected by default
 
 

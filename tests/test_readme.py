@@ -68,7 +68,8 @@ def test_readme_env_twins_for_make_run_are_real_settings() -> None:
 def _python_example() -> str:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert len(blocks) == 1, "the README has one Python example"
-    return blocks[0]
+    block: str = blocks[0]
+    return block
 
 
 async def test_readme_python_example_runs_as_pasted() -> None:
@@ -80,7 +81,7 @@ async def test_readme_python_example_runs_as_pasted() -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            code.replace(url, gw.ws_url),  # type: ignore[attr-defined]
+            code.replace(url, gw.ws_url),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

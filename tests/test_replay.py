@@ -17,8 +17,8 @@ from tickwire.sources import make_source
 from tickwire.sources.replay import Capture, ReplaySource, read_capture
 from tickwire.tools.record import record
 
-from .fake_binance import FakeBinance, Recorder, fast_source, wait_for
-from .helpers import Client, running_gateway
+from .fake_binance import FakeBinance, Recorder, fast_source
+from .helpers import Client, eventually, running_gateway
 
 
 DATA = Path(__file__).parent / "data" / "binance"
@@ -37,8 +37,10 @@ async def play(records: list[Capture], channels: list[str], speed: float) -> tup
         answers = await client.subscribe(*channels)
         assert all(a["type"] == "subscribed" for a in answers), answers
         rec = Recorder(client)
-        await wait_for(lambda: source.finished, timeout=10)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: source.finished, timeout=10, what="the capture played")
+        # the answer to a ping comes after every frame queued before it
+        await client.send({"type": "ping", "id": "end"})
+        await eventually(lambda: any(m.get("id") == "end" for m in rec.messages), what="the pong")
         await rec.stop()
         async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
             health = await resp.json()
@@ -61,7 +63,7 @@ async def test_recorded_session_gives_the_expected_client_output() -> None:
     got = [json.loads(f) for f in frames]
     for msg, raw in zip(got, frames, strict=True):  # a slow client may skip latest values, never alter one
         assert raw == expected[(msg["channel"], msg["seq"])]  # byte for byte: digits as the venue sent them
-    last = {}
+    last: dict[str, int] = {}
     for channel, seq in expected:
         last[channel] = max(seq, last.get(channel, 0))
     for channel, seq in last.items():
@@ -129,6 +131,6 @@ async def test_serve_settings_make_a_looping_replay() -> None:
     source._start_delay = 0.0
     async with running_gateway(source=source) as gw, Client.connect(gw.ws_url) as client:
         await client.subscribe("trades:BTCUSDT")
-        await wait_for(lambda: source.passes >= 2, timeout=5)
+        await eventually(lambda: source.passes >= 2, what="two passes")
         assert source.health().source == "replay" and not source.finished
         del gw

@@ -73,7 +73,7 @@ class Rig:
         """Let the hub's flush and the writer run, then read what reached the socket."""
         for _ in range(5):
             await asyncio.sleep(0)
-        return self.transport.messages()
+        return self.transport.read_all()
 
     async def stalled(self) -> list[dict[str, Any]]:
         """Make the client stop reading: the writer's next write leaves it waiting in drain.

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from tickwire.server import Gateway
-
-from .helpers import Client
+from .helpers import Client, Running
 
 
-async def test_subscribe_gets_ack_snapshot_and_updates(gateway: Gateway) -> None:
-    async with Client.connect(gateway.ws_url) as client:  # type: ignore[attr-defined]
+async def test_subscribe_gets_ack_snapshot_and_updates(running: Running) -> None:
+    async with Client.connect(running.ws_url) as client:
         assert client.welcome["type"] == "connected"
         [ack] = await client.subscribe("price:btcusdt", id=3)
         assert ack == {

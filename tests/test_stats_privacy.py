@@ -28,9 +28,9 @@ async def _stats(url: str, headers: dict[str, str] | None = None) -> dict[str, A
 @pytest.mark.parametrize("protect", [False, True])
 async def test_private_channel_names_only_behind_the_key(protect: bool) -> None:
     async with running_gateway(jwt_secret=SECRET, api_keys=(API_KEY,), protect_stats=protect) as gw:
-        url = gw.url  # type: ignore[attr-defined]
+        url = gw.url
         token = hs_token("u123")
-        async with Client.connect(f"{gw.ws_url}?token={token}") as client:  # type: ignore[attr-defined]
+        async with Client.connect(f"{gw.ws_url}?token={token}") as client:
             answers = await client.subscribe("orders:u123", "portfolio:u123", "price:BTCUSDT")
             assert [a["type"] for a in answers] == ["subscribed"] * 3
             stats = await _stats(url, AUTH if protect else None)

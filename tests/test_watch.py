@@ -11,10 +11,9 @@ import pytest
 
 from tickwire import cli, client
 from tickwire.channels import parse_channel
-from tickwire.server import Gateway
 from tickwire.tools.watch import Board, render, sparkline
 
-from .helpers import publish_now
+from .helpers import Running, eventually, publish_now
 
 
 async def run_cli(*argv: str) -> int:
@@ -23,9 +22,9 @@ async def run_cli(*argv: str) -> int:
 
 
 async def test_watch_json_prints_one_message_per_line(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    running: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = gateway.ws_url  # type: ignore[attr-defined]
+    url = running.ws_url
     code = await run_cli(
         "watch", "price:btcusdt", "trades:BTCUSDT", "--url", url, "--duration", "1.2", "--json"
     )
@@ -39,8 +38,8 @@ async def test_watch_json_prints_one_message_per_line(
     assert any(m["type"] == "trade" for m in messages)
 
 
-async def test_watch_view_renders_sections(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
-    url = gateway.url  # type: ignore[attr-defined]
+async def test_watch_view_renders_sections(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    url = running.url
     channels = ["price:BTCUSDT", "klines:BTCUSDT:1s", "depth:BTCUSDT", "trades:BTCUSDT", "signals:BTCUSDT"]
     code = await run_cli("watch", *channels, "--url", url, "--duration", "1.5")
     assert code == 0
@@ -51,9 +50,9 @@ async def test_watch_view_renders_sections(gateway: Gateway, capsys: pytest.Capt
 
 
 async def test_watch_bad_channel_and_unreachable(
-    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+    running: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = gateway.ws_url  # type: ignore[attr-defined]
+    url = running.ws_url
     assert await run_cli("watch", "prices:BTCUSDT", "--url", url, "--duration", "1") == 2
     assert "unknown channel kind" in capsys.readouterr().err
     assert await run_cli("watch", "price:NOPEUSDT", "--url", url, "--duration", "1") == 2
@@ -62,8 +61,8 @@ async def test_watch_bad_channel_and_unreachable(
     assert "cannot reach" in capsys.readouterr().err
 
 
-async def test_probe_summary(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
-    url = gateway.ws_url  # type: ignore[attr-defined]
+async def test_probe_summary(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    url = running.ws_url
     code = await run_cli("probe", "price:BTCUSDT", "depth:BTCUSDT", "--url", url, "--duration", "1.2")
     assert code == 0
     out = capsys.readouterr().out
@@ -74,8 +73,8 @@ async def test_probe_summary(gateway: Gateway, capsys: pytest.CaptureFixture[str
     assert "#" in out  # the per-message lines came first
 
 
-async def test_probe_reports_silent_channel(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
-    url = gateway.ws_url  # type: ignore[attr-defined]
+async def test_probe_reports_silent_channel(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    url = running.ws_url
     code = await run_cli("probe", "signals:BTCUSDT", "--url", url, "--duration", "0.5", "--quiet")
     assert code == 1
     assert "no message on: signals:BTCUSDT" in capsys.readouterr().out
@@ -86,7 +85,8 @@ def test_board_keeps_direction_gaps_and_stale_state() -> None:
     board = Board("ws://x/ws", ["price:BTCUSDT", "signals:BTCUSDT"], clock=lambda: now[0])
 
     def price(seq: int, value: str) -> client.Price:
-        data = client.PriceData(Decimal(value), *[Decimal(0)] * 5, 1)  # type: ignore[arg-type]
+        zero = Decimal(0)
+        data = client.PriceData(Decimal(value), zero, zero, zero, zero, zero, 1)
         return client.Price("price:BTCUSDT", "BTCUSDT", seq, data)
 
     board.add(price(1, "10"))
@@ -117,15 +117,17 @@ def test_sparkline() -> None:
     assert sparkline([Decimal(5)] * 2) == "▄▄"
 
 
-async def test_probe_counts_gaps(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
-    url = gateway.ws_url  # type: ignore[attr-defined]
+async def test_probe_counts_gaps(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
+    url = running.ws_url
     channel = parse_channel("signals:ETHUSDT")
 
     async def publish() -> None:
-        await asyncio.sleep(0.5)
-        publish_now(gateway, channel, msgspec.Raw(b'{"a":1}'))
-        gateway.ingest.next_seq(channel.name)
-        publish_now(gateway, channel, msgspec.Raw(b'{"a":2}'))
+        await eventually(
+            lambda: running.gateway.hub.subscriber_count(channel.name), what="the probe subscribed"
+        )
+        publish_now(running.gateway, channel, msgspec.Raw(b'{"a":1}'))
+        running.gateway.ingest.next_seq(channel.name)
+        publish_now(running.gateway, channel, msgspec.Raw(b'{"a":2}'))
 
     task = asyncio.get_running_loop().create_task(publish())
     code = await run_cli("probe", channel.name, "--url", url, "--duration", "1.2")
