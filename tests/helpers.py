@@ -141,6 +141,7 @@ class FakeTransport:
         self.max_buffered = 0
         self.stalled = stalled
         self.keeping_up = False
+        self.high = 64 * 1024  # asyncio's default high-water mark
         self.closed: tuple[int, str] | None = None
         self._read = asyncio.Event()
 
@@ -156,6 +157,14 @@ class FakeTransport:
 
     def get_write_buffer_size(self) -> int:
         return self.FULL if self.stalled else self.buffered
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        self.high = high
+
+    @property
+    def writing_paused(self) -> bool:
+        """Like an asyncio transport: paused once the buffer is over the high-water mark."""
+        return self.stalled or self.buffered > self.high
 
     async def drain(self) -> None:
         while self.stalled or self.buffered:

@@ -37,6 +37,7 @@ class Settings:
     burst: float = 20.0
     max_message_size: int = 65536
     max_queue: int = 1024
+    write_delay_ms: float = 0.0
     shutdown_timeout: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
@@ -190,6 +191,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("burst", "client message burst (token bucket size)", _positive(float)),
     Option("max_message_size", "largest client frame in bytes; larger closes with 1009", _positive(int)),
     Option("max_queue", "every-message frames queued for a slow client before 4008", _positive(int)),
+    Option(
+        "write_delay_ms",
+        "ms a client's frames may be held to be written together (0: next loop iteration)",
+        _non_negative,
+    ),
     Option("shutdown_timeout", "seconds to wait for clients to close on shutdown", _non_negative),
     Option("log_level", "logging level", choices=("debug", "info", "warning", "error")),
     Option("log_format", "log line format (json: one object per line)", choices=("text", "json")),
@@ -332,6 +338,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("--source replay needs --replay-file (env TICKWIRE_REPLAY_FILE)")
     if s.replay_file and s.source == "replay" and not os.path.isfile(s.replay_file):
         raise ConfigError(f"--replay-file={s.replay_file!r}: no such file")
+    if s.write_delay_ms > 1000:
+        raise ConfigError(f"--write-delay-ms={s.write_delay_ms:g}: must be at most 1000")
     if s.burst < 1:
         raise ConfigError(f"--burst={s.burst}: must be at least 1")
     if s.role != "all" and not s.redis_url:

@@ -4,17 +4,21 @@ Theory of operation:
 
 * The hub pushes frames with :meth:`Session.push_latest` and
   :meth:`Session.push_final`; both only queue into the client's
-  :class:`~tickwire.outbox.Outbox` and wake the writer, so the fan-out never
-  waits for this client.
+  :class:`~tickwire.outbox.Outbox` and, on the first frame of an idle outbox,
+  mark the session in the node's :class:`~tickwire.flusher.Flusher`, so the
+  fan-out never waits for this client and never wakes a task.
 * The outbox holds the rules: latest values conflate per channel, final and
   control frames keep their order, a final frame pins its channel's pending
   latest frame so per-channel ``seq`` order holds, and at most ``max_queue``
   frames that must be delivered wait. One more closes the client with 4008
   (docs/backpressure.md).
-* One writer task per connection wakes at most once per loop iteration,
-  takes everything pending and writes it in one ``write`` (coalescing). When
-  the socket's buffer is full it waits for it to drain; meanwhile latest
-  values keep conflating and final frames queue up to ``max_queue``.
+* The flusher calls :meth:`Session.flush` once per loop iteration (or per
+  write delay): everything pending goes out in one ``write`` (coalescing).
+  When the transport reports its buffer over the high-water mark
+  (``writing_paused``), the session parks: it waits in one small task for
+  the transport to drain and is skipped by the flusher meanwhile; latest
+  values keep conflating and final frames queue up to ``max_queue``. Only
+  parked clients have a task.
 * Memory per client is bounded by ``max_queue`` final frames, one frame per
   subscribed channel, and the transport's high-water mark.
 """
@@ -22,12 +26,14 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .channels import Channel, parse_channel
 from .errors import CloseCode, ErrorCode, ProtocolError
+from .flusher import Flusher
 from .frames import text_frame
 from .hub import Hub
 from .outbox import Outbox
@@ -59,9 +65,15 @@ class Transport(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
-    def get_write_buffer_size(self) -> int: ...
+    def set_write_buffer_limits(self, high: int) -> None:
+        """Report ``writing_paused`` once more than ``high`` bytes wait in the buffer."""
 
-    async def drain(self) -> None: ...
+    @property
+    def writing_paused(self) -> bool:
+        """The buffer went over the high-water mark and has not drained yet."""
+
+    async def drain(self) -> None:
+        """Return once the buffer has drained (writing is no longer paused)."""
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -136,6 +148,7 @@ class Session:
         validate: Validate,
         authenticate: Authenticate | None = None,
         identity: Identity | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self.client_id = client_id
         self.identity = identity
@@ -157,8 +170,9 @@ class Session:
         # bound once: the hub calls push_latest/push_final once per delivery (hot path)
         self._queue_latest = self._outbox.push_latest
         self._queue_final = self._outbox.push_final
-        self._waiter: asyncio.Future[None] | None = None  # set while the writer sleeps
-        self._writer: asyncio.Task[None] | None = None
+        self._flusher = flusher if flusher is not None else Flusher()
+        self._marked = False  # in the flusher's list for its next flush
+        self._parked: asyncio.Task[None] | None = None  # waits for the socket to drain
         self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
 
     # -- outbox (called by the hub; never blocks) -----------------------------
@@ -168,16 +182,18 @@ class Session:
             return
         if self._queue_latest(channel, frame):
             self._stats.count_conflated()
-        if self._waiter is not None:
-            self._wake()
+        elif not self._marked and self._parked is None:
+            self._marked = True
+            self._flusher.mark(self)
 
     def push_final(self, channel: str, frame: bytes) -> None:
         if self.closed:
             return
         if not self._queue_final(channel, frame):
             self._overflow()
-        elif self._waiter is not None:
-            self._wake()
+        elif not self._marked and self._parked is None:
+            self._marked = True
+            self._flusher.mark(self)
 
     def _overflow(self) -> None:
         self._stats.count_slow()
@@ -186,21 +202,15 @@ class Session:
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox limit reached")
         self._stats.count_dropped(1)  # the frame that did not fit
 
-    def _wake(self) -> None:
-        # a bare future instead of an asyncio.Event: one attribute test per push, and the
-        # writer is woken once per loop iteration however many frames arrive (profiled)
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     def send(self, payload: bytes) -> None:
         """Queue a direct reply (ack, error, pong): never conflated, in order with data."""
         if self.closed:
             return
         if not self._outbox.push_control(text_frame(payload)):
             self._overflow()
-        elif self._waiter is not None:
-            self._wake()
+        elif not self._marked and self._parked is None:
+            self._marked = True
+            self._flusher.mark(self)
 
     @property
     def _max_list(self) -> int:
@@ -212,25 +222,33 @@ class Session:
         return self._outbox.queued
 
     def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(), name=f"writer-{self.client_id}"
-        )
+        """Begin writing: the transport pauses us over ``high_water`` buffered bytes."""
+        self._transport.set_write_buffer_limits(self._limits.high_water)
 
-    async def _write_loop(self) -> None:
+    def flush(self) -> int:
+        """Write everything pending in one ``write`` (the flusher calls this); returns the bytes."""
+        self._marked = False
+        if self.closed or self._parked is not None or not self._outbox:
+            return 0
+        data = self._outbox.take()
         transport = self._transport
-        outbox = self._outbox
-        high_water = self._limits.high_water
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            if not outbox:
-                self._waiter = loop.create_future()
-                await self._waiter
-                continue
-            data = outbox.take()
-            transport.write(data)
-            self._stats.count_written(len(data))
-            if transport.get_write_buffer_size() > high_water:
-                await transport.drain()
+        transport.write(data)
+        if transport.writing_paused:
+            self._parked = asyncio.get_running_loop().create_task(
+                self._wait_writable(), name=f"parked-{self.client_id}"
+            )
+        return len(data)
+
+    async def _wait_writable(self) -> None:
+        """Parked: the socket buffer is full. Resume when the transport has drained."""
+        try:
+            await self._transport.drain()
+        except ConnectionError:
+            return  # the server's reader sees the close and cleans up
+        self._parked = None
+        if self._outbox and not self.closed and not self._marked:
+            self._marked = True
+            self._flusher.mark(self)
 
     def close(self, code: int, reason: str) -> None:
         """Stop queueing and close the socket; the server then calls :meth:`cleanup`."""
@@ -242,22 +260,19 @@ class Session:
         dropped = self._outbox.clear()
         if dropped:
             self._stats.count_dropped(dropped)
-        self._wake()
         self._transport.close(code, reason)
 
     async def cleanup(self) -> None:
-        """Leave every channel and stop the writer (idempotent)."""
+        """Leave every channel and stop waiting for the socket (idempotent)."""
         self.closed = True
         self._cancel_expiry()
         self._hub.remove(self, list(self.subscriptions))
         self.subscriptions.clear()
-        if self._writer is not None:
-            self._writer.cancel()
-            try:
-                await self._writer
-            except (asyncio.CancelledError, ConnectionError):
-                pass
-            self._writer = None
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            parked.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await parked
 
     def flush_now(self) -> None:
         """Write what is pending now (before a close frame, at shutdown)."""

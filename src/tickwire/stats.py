@@ -58,6 +58,7 @@ class Stats:
         self.slow_disconnects = 0
         self.publish_requests: Counter[int] = Counter()  # by HTTP status
         self.publish_messages = 0  # channel messages accepted by the publish API
+        self.writes = 0  # socket writes of client frames (one per client per flush)
         buckets = len(LATENCY_BUCKETS_MS) + 1
         self.latency_buckets: dict[str, list[int]] = {k.value: [0] * buckets for k in Kind}
         self.latency_sum_ms: Counter[str] = Counter()
@@ -81,6 +82,12 @@ class Stats:
     def count_written(self, nbytes: int) -> None:
         """One coalesced socket write of ``nbytes``."""
         self.bytes_out += nbytes
+        self.writes += 1
+
+    def count_flush(self, writes: int, nbytes: int) -> None:
+        """One node-level flush: ``writes`` socket writes of ``nbytes`` in all."""
+        self.bytes_out += nbytes
+        self.writes += writes
 
     def count_dropped(self, frames: int) -> None:
         """``frames`` queued for a client were discarded when it was closed."""

@@ -33,6 +33,7 @@ from ..channels import Channel, is_private_name
 from ..clock import wall_ms
 from ..config import Settings
 from ..errors import CloseCode, ConfigError, ErrorCode, ProtocolError
+from ..flusher import Flusher
 from ..node import Node
 from ..protocol import encode_connected, encode_error
 from ..session import Limits, Session
@@ -71,26 +72,39 @@ class _WsTransport:
 
     Data frames are written to the TCP transport directly (they are framed
     once by the hub); aiohttp keeps the handshake, reading, pings and close.
+    Flow control is the transport's own: over the high-water mark it pauses
+    the protocol (``writing_paused``), and ``drain`` waits for its resume.
     """
 
-    __slots__ = ("_closing", "_request", "_tasks", "_ws")
+    __slots__ = ("_closing", "_protocol", "_request", "_tasks", "_transport", "_ws", "closing_task")
 
     def __init__(
         self, ws: web.WebSocketResponse, request: web.Request, tasks: set[asyncio.Task[Any]]
     ) -> None:
         self._ws = ws
         self._request = request
+        self._transport = request.transport  # set once the handshake is done
+        self._protocol = request.protocol
         self._tasks = tasks
         self._closing = False
+        self.closing_task: asyncio.Task[Any] | None = None  # our close handshake, once started
 
     def write(self, data: bytes) -> None:
-        transport = self._request.transport
+        transport = self._transport
         if transport is not None and not transport.is_closing() and not self._ws.closed:
             transport.write(data)
 
+    def set_write_buffer_limits(self, high: int) -> None:
+        if self._transport is not None:
+            self._transport.set_write_buffer_limits(high=high)
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._protocol.writing_paused
+
     def get_write_buffer_size(self) -> int:
-        transport = self._request.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        """Bytes waiting in the socket buffer (stats and tests; not on the write path)."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
     async def drain(self) -> None:
         await self._request.writer.drain()
@@ -104,6 +118,7 @@ class _WsTransport:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self.closing_task = task
 
 
 class Gateway:
@@ -159,6 +174,7 @@ class Gateway:
             max_queue=settings.max_queue,
         )
         self.sessions: dict[Session, None] = {}
+        self.flusher = Flusher(write_delay=settings.write_delay_ms / 1000, on_flush=self.stats.count_flush)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed = asyncio.Event()
         self.shutting_down = False
@@ -201,6 +217,7 @@ class Gateway:
                 await asyncio.wait_for(self._all_closed.wait(), self.settings.shutdown_timeout)
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        self.flusher.cancel()
         for task in list(self._tasks):
             task.cancel()
         await self.node.stop()
@@ -258,9 +275,10 @@ class Gateway:
         if self.shutting_down:
             raise web.HTTPServiceUnavailable(text="shutting down")
         await ws.prepare(request)
+        transport = _WsTransport(ws, request, self._tasks)
         session = Session(
             self._client_id(),
-            _WsTransport(ws, request, self._tasks),
+            transport,
             self.hub,
             limits=self.limits,
             stats=self.stats,
@@ -268,6 +286,7 @@ class Gateway:
             clock_ms=wall_ms,
             validate=self.validate,
             authenticate=self.verifier.authenticate if self.verifier is not None else None,
+            flusher=self.flusher,
         )
         identity, token_error = self._token_identity(request)
         if identity is not None:
@@ -285,6 +304,9 @@ class Gateway:
         session.start()
         try:
             await self._read(ws, session)
+            if transport.closing_task is not None:  # our close code goes out, not the handler's 1000
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(transport.closing_task)
         finally:
             await session.cleanup()
             del self.sessions[session]
