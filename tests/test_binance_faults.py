@@ -11,8 +11,8 @@ import pytest
 
 from tickwire.sources.binance.connection import Connection
 
-from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
-from .helpers import Client
+from .fake_binance import FakeBinance, Recorder, binance_gateway
+from .helpers import Client, eventually
 
 
 TRADES = "trades:BTCUSDT"
@@ -42,17 +42,17 @@ async def health(gw: Any) -> tuple[int, dict[str, Any]]:
 async def flowing(rec: Recorder, more: int = 5) -> None:
     """Wait for ``more`` new trades and prices."""
     trades, prices = len(rec.data(TRADES)), len(rec.data(PRICE))
-    await wait_for(lambda: len(rec.data(TRADES)) >= trades + more and len(rec.data(PRICE)) >= prices + more)
+    await eventually(lambda: len(rec.data(TRADES)) >= trades + more and len(rec.data(PRICE)) >= prices + more)
 
 
 async def stale_then_live(rec: Recorder, gw: Any, reason_part: str) -> None:
-    await wait_for(lambda: all(rec.statuses(c)[:1] == ["stale"] for c in (TRADES, PRICE)))
+    await eventually(lambda: all(rec.statuses(c)[:1] == ["stale"] for c in (TRADES, PRICE)))
     stale = rec.of(TRADES, "status")[0]
     assert reason_part in stale["reason"], stale
     status, body = await health(gw)
     if rec.statuses(TRADES) == ["stale"]:  # not yet recovered: /health says so
         assert status == 503 and body["status"] == "degraded" and body["upstream"]["live"] is False
-    await wait_for(lambda: all(rec.statuses(c) == ["stale", "live"] for c in (TRADES, PRICE)), timeout=8)
+    await eventually(lambda: all(rec.statuses(c) == ["stale", "live"] for c in (TRADES, PRICE)), timeout=8)
     await flowing(rec)
     status, body = await health(gw)
     assert status == 200 and body["upstream"]["source"] == "binance" and body["upstream"]["live"] is True
@@ -82,7 +82,7 @@ async def test_silent_stall_is_caught_by_the_watchdog() -> None:
     async with _fake() as fake:
         rec, _ = await run_fault(fake, _sync(fake.stall_all), "stalled")
         assert_no_duplicates(rec, gapless=False)
-        await wait_for(lambda: not any(c.stalled for c in fake.live_conns()))  # the stalled one was closed
+        await eventually(lambda: not any(c.stalled for c in fake.live_conns()))  # the stalled one was closed
 
 
 async def test_refused_connects_back_off_and_recover() -> None:
@@ -118,7 +118,7 @@ async def test_policy_close_1008_waits_the_policy_backoff() -> None:
             loop = asyncio.get_running_loop()
             closed = loop.time()
             await fake.close_all(1008, "Too many requests")
-            await wait_for(lambda: len(fake.conns) == 2, timeout=policy + 3)
+            await eventually(lambda: len(fake.conns) == 2, timeout=policy + 3)
             waited = fake.conns[1].opened - closed  # the fake's clock is this loop's monotonic clock
             assert policy <= waited <= policy + 1.0, waited  # the ordinary backoff here is at most 0.3 s
             await flowing_trades(rec, 5)
@@ -154,7 +154,7 @@ async def test_a_control_task_that_fails_is_logged_and_the_connection_restarts(
         await client.send(
             {"type": "subscribe", "channels": [PRICE]}
         )  # a live SUBSCRIBE: the control task dies
-        await wait_for(lambda: len(fake.conns) == 2)
+        await eventually(lambda: len(fake.conns) == 2)
         [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert "control task failed" in failure.getMessage() and failure.exc_info is not None
         assert failure.exc_info[1] is injected
@@ -188,7 +188,7 @@ async def test_server_shutdown_rotates_without_gap_or_duplicate() -> None:
         rec = Recorder(client)
         await flowing(rec)
         await fake.server_shutdown(close_after=0.6)
-        await wait_for(lambda: len(fake.conns) == 2)
+        await eventually(lambda: len(fake.conns) == 2)
         await asyncio.sleep(0.8)
         await flowing(rec, 10)
         await rec.stop()
@@ -223,10 +223,10 @@ async def test_refused_subscription_is_reported_stale(form: str) -> None:
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe(TRADES)
             rec = Recorder(client)
-            await wait_for(lambda: len(rec.data(TRADES)) >= 3)
+            await eventually(lambda: len(rec.data(TRADES)) >= 3)
             fake.reject_next = (4, "Too many subscriptions")
             await client.send({"type": "subscribe", "channels": ["trades:ETHUSDT"]})
-            await wait_for(lambda: rec.statuses("trades:ETHUSDT") == ["stale"])
+            await eventually(lambda: rec.statuses("trades:ETHUSDT") == ["stale"])
             assert "Too many subscriptions" in rec.of("trades:ETHUSDT", "status")[0]["reason"]
             await flowing_trades(rec, 5)
             assert rec.statuses(TRADES) == []
@@ -239,7 +239,7 @@ async def test_refused_subscription_is_reported_stale(form: str) -> None:
 
 async def flowing_trades(rec: Recorder, more: int) -> None:
     n = len(rec.data(TRADES))
-    await wait_for(lambda: len(rec.data(TRADES)) >= n + more)
+    await eventually(lambda: len(rec.data(TRADES)) >= n + more)
 
 
 def _sync(fn: Any) -> Any:

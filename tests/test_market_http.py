@@ -20,8 +20,8 @@ from tickwire.marketdata import decimals
 from tickwire.sources.replay import ReplaySource, read_capture
 from tickwire.sources.simulated import SimulatedSource
 
-from .fake_binance import FakeBinance, binance_gateway, now_ms, wait_for
-from .helpers import Client, Running, running_gateway
+from .fake_binance import FakeBinance, binance_gateway, now_ms
+from .helpers import Client, Running, eventually, running_gateway
 
 
 SESSION = Path(__file__).parent / "data" / "binance" / "session.capture.jsonl"
@@ -161,7 +161,7 @@ async def test_replay_serves_the_candles_played_and_the_symbols_seen() -> None:
         assert await klines(gw, "symbol=VETETH&interval=1m") == []  # nothing played yet
         async with Client.connect(gw.ws_url) as ws:
             await ws.subscribe("trades:BTCUSDT")
-            await wait_for(lambda: source.finished, timeout=10)
+            await eventually(lambda: source.finished, timeout=10)
         for symbol in ("VETETH", "ONTTRY", "SWRVBUSD"):
             expected = capture_candles(symbol, "1m")
             got = await klines(gw, f"symbol={symbol}&interval=1m")
