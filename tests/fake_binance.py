@@ -134,6 +134,12 @@ class FakeBinance:
         self._feeder_task = self._spawn(self._feeder())
         return self
 
+    async def __aenter__(self) -> FakeBinance:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -536,15 +542,11 @@ async def binance_gateway(
     fake: FakeBinance | None = None, **changes: Any
 ) -> AsyncIterator[tuple[Running, FakeBinance]]:
     """A gateway whose source is a real BinanceSource talking to a fake Binance."""
-    own = fake is None
-    fake = fake if fake is not None else await FakeBinance().start()
-    source = fast_source(fake, **changes)
-    try:
-        async with running_gateway(source=source, linger=0.2) as gateway:
+    async with contextlib.AsyncExitStack() as own:
+        if fake is None:
+            fake = await own.enter_async_context(FakeBinance())
+        async with running_gateway(source=fast_source(fake, **changes), linger=0.2) as gateway:
             yield gateway, fake
-    finally:
-        if own:
-            await fake.close()
 
 
 class Recorder:

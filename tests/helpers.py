@@ -45,6 +45,7 @@ __all__ = [
     "eventually_sync",
     "frame_payloads",
     "free_port",
+    "health",
     "publish_now",
     "running_gateway",
     "site_port",
@@ -332,6 +333,14 @@ def site_port(site: web.TCPSite) -> int:
     assert isinstance(server, asyncio.Server)
     port: int = server.sockets[0].getsockname()[1]
     return port
+
+
+async def health(running: Running) -> tuple[int, dict[str, Any]]:
+    """The gateway's ``/health``: its HTTP status and body."""
+    async with aiohttp.ClientSession() as http, http.get(running.url + "/health") as resp:
+        body = await resp.json()
+        assert isinstance(body, dict)
+        return resp.status, body
 
 
 def publish_now(gateway: Gateway, channel: Channel, data: msgspec.Raw) -> int:

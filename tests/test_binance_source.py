@@ -185,8 +185,7 @@ async def test_streams_are_sharded_over_connections() -> None:
 
 async def test_fake_closes_a_connection_over_five_messages_per_second() -> None:
     """The limit the pacing test relies on is real."""
-    fake = await FakeBinance().start()
-    try:
+    async with FakeBinance() as fake:
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(fake.ws_url + "/stream?streams=btcusdt@trade") as ws,
@@ -200,13 +199,10 @@ async def test_fake_closes_a_connection_over_five_messages_per_second() -> None:
                     closed = ws.close_code
                     break
             assert closed == 1008 and fake.violations == 1
-    finally:
-        await fake.close()
 
 
 async def test_control_messages_are_paced_and_batched() -> None:
-    fake = await FakeBinance(ping_interval=0.5).start()
-    try:
+    async with FakeBinance(ping_interval=0.5) as fake:
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
             channels = [f"klines:BTCUSDT:{i}" for i in ("1s", "1m", "3m", "5m", "15m", "30m", "1h")]
             channels += [f"trades:{s}" for s in ("ETHUSDT", "BNBBTC", "XRPUSDT", "ADAUSDT", "SOLUSDT")]
@@ -221,8 +217,6 @@ async def test_control_messages_are_paced_and_batched() -> None:
             subscribes = [c for c in conn.controls if c["method"] == "SUBSCRIBE"]
             assert 1 <= len(subscribes) < len(channels) - 1  # batched
             assert len(conn.url_streams) == 1
-    finally:
-        await fake.close()
 
 
 async def test_unknown_or_halted_symbol_opens_nothing() -> None:
@@ -238,9 +232,8 @@ async def test_unknown_or_halted_symbol_opens_nothing() -> None:
 
 
 async def test_rest_snapshot_without_waiting_for_the_stream() -> None:
-    fake = await FakeBinance().start()
-    fake.feeding = False  # the stream says nothing: only REST can answer
-    try:
+    async with FakeBinance() as fake:
+        fake.feeding = False  # the stream says nothing: only REST can answer
         async with binance_gateway(fake, **QUIET) as (gw, _):
             async with Client.connect(gw.ws_url) as first:
                 await first.subscribe("ticker:BTCUSDT", "klines:ETHUSDT:1m", "depth:BNBBTC")
@@ -260,15 +253,12 @@ async def test_rest_snapshot_without_waiting_for_the_stream() -> None:
                 await second.subscribe("ticker:BTCUSDT")
                 snap, _ = await recv_raw(second)
                 assert snap["snapshot"] is True and snap["data"] == t
-    finally:
-        await fake.close()
 
 
 @pytest.mark.parametrize("status", [429, 418])
 async def test_rest_retry_after_is_honoured(status: int) -> None:
-    fake = await FakeBinance().start()
-    fake.feeding = False
-    try:
+    async with FakeBinance() as fake:
+        fake.feeding = False
         async with binance_gateway(fake, **QUIET) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe("trades:ETHUSDT")  # loads exchangeInfo
             fake.rest_fail = [(status, 1.0)]
@@ -286,8 +276,6 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
                 text = await resp.text()
             series = 'tickwire_upstream_rest_requests_total{source="binance"}'
             assert f"{series} {len(fake.rest_log)}.0" in text
-    finally:
-        await fake.close()
 
 
 def test_settings_pick_the_urls_rotation_and_stall_thresholds() -> None:

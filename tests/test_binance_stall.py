@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator
 
 from tickwire.sources.binance.watchdog import StallThresholds, StreamWatch
 
@@ -64,18 +62,9 @@ def test_duplicates_and_resubscribes_are_not_rate_samples() -> None:
 # -- against the fake Binance ------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def fake_binance() -> AsyncIterator[FakeBinance]:
-    fake = await FakeBinance().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 async def test_a_frozen_ticker_is_stale_within_its_threshold_and_live_when_it_resumes() -> None:
     async with (
-        fake_binance() as fake,
+        FakeBinance() as fake,
         binance_gateway(fake, **{**QUIET, "stall_ticker": 0.5}) as (gw, _),
         Client.connect(gw.ws_url) as client,
     ):
@@ -114,7 +103,7 @@ async def test_a_busy_trade_stream_that_stops_is_stale_quickly_and_a_slow_one_is
     busy, slow = "trades:BTCUSDT", "trades:ETHUSDT"
     options = {**QUIET, "stall_trades_min": floor, "stall_trades_factor": 10.0}
     async with (
-        fake_binance() as fake,
+        FakeBinance() as fake,
         binance_gateway(fake, **options) as (gw, _),
         Client.connect(gw.ws_url) as client,
     ):
@@ -132,7 +121,7 @@ async def test_a_busy_trade_stream_that_stops_is_stale_quickly_and_a_slow_one_is
             await eventually(lambda: rec.statuses(busy) == ["stale"], timeout=3)
             took = loop.time() - stopped
             assert took <= floor + 0.6, took  # 10 gaps of 50 ms is under the floor: the floor decides
-            await asyncio.sleep(max(0.0, stopped + 2.5 * floor - loop.time()))
+            await asyncio.sleep(max(0.0, stopped + 2.5 * floor - loop.time()))  # under test: a window
             assert rec.statuses(slow) == []  # 10 gaps of 0.3 s: not stale at the busy stream's limit
             await eventually(lambda: rec.statuses(slow) == ["stale"], timeout=6)
             assert loop.time() - stopped >= 2.5  # about 10 of its own gaps
