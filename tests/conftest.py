@@ -17,13 +17,6 @@ async def running() -> AsyncIterator[Running]:
 
 
 @pytest.fixture
-def gateway(running: Running) -> Running:
-    """The same, under its old name: tests not yet converted to ``running`` use it
-    as if it were the Gateway (``Running`` forwards attributes at run time)."""
-    return running
-
-
-@pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, in a temp dir; killed after the test."""
     with run_redis(tmp_path) as server:

@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tickwire.sources.binance import BinanceSource
+from tickwire.sources.binance.connection import ConnectionConfig
+from tickwire.sources.binance.watchdog import StallThresholds
 
-__all__ = ["FAST", "FakeBinance", "FakeConn", "Recorder", "binance_gateway", "fast_source", "wait_for"]
+from .helpers import Client, Running, running_gateway, site_port
+
+
+__all__ = ["FAST", "FakeBinance", "FakeConn", "Recorder", "binance_gateway", "fast_source"]
 
 _STREAM = re.compile(
     r"[a-z0-9]+@(trade|ticker|kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)|depth10@100ms)"
@@ -101,7 +108,9 @@ class FakeBinance:
         self.rest_down: str | None = None  # every REST request: "reset" (no answer) or "500"
         self.weight_used = 0
         self._counters: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # every task of the fake, cancelled by close()
+        self._feeder_task: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None  # the delayed close of server_shutdown
         self._runner: web.AppRunner | None = None
         self.ws_url = ""
         self.rest_url = ""
@@ -119,24 +128,29 @@ class FakeBinance:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = site_port(site)
         self.ws_url = f"ws://127.0.0.1:{port}"
         self.rest_url = f"http://127.0.0.1:{port}"
-        self._spawn(self._feeder())
+        self._feeder_task = self._spawn(self._feeder())
         return self
+
+    async def __aenter__(self) -> FakeBinance:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in self.live_conns():
-            conn.request.transport and conn.request.transport.abort()  # type: ignore[func-returns-value]
+            if conn.request.transport is not None:
+                conn.request.transport.abort()
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -195,7 +209,7 @@ class FakeBinance:
             for conn in conns:
                 await self._close(conn, 1001, "server shutdown")
 
-        self._spawn(later())
+        self._closer = self._spawn(later())
 
     # -- WebSocket -------------------------------------------------------------------------
 
@@ -509,14 +523,8 @@ FAST: dict[str, Any] = {
 ``connection``, the rest to the constructor."""
 
 
-def fast_source(fake: FakeBinance, **changes: Any) -> Any:
+def fast_source(fake: FakeBinance, **changes: Any) -> BinanceSource:
     """A real BinanceSource pointed at ``fake``, with test timers."""
-    import dataclasses
-
-    from tickwire.sources.binance import BinanceSource
-    from tickwire.sources.binance.connection import ConnectionConfig
-    from tickwire.sources.binance.watchdog import StallThresholds
-
     options = {**FAST, **changes}
     stall = {k.removeprefix("stall_"): options.pop(k) for k in list(options) if k.startswith("stall_")}
     conn_fields = {f.name for f in dataclasses.fields(ConnectionConfig)}
@@ -532,35 +540,19 @@ def fast_source(fake: FakeBinance, **changes: Any) -> Any:
 @contextlib.asynccontextmanager
 async def binance_gateway(
     fake: FakeBinance | None = None, **changes: Any
-) -> AsyncIterator[tuple[Any, FakeBinance]]:
+) -> AsyncIterator[tuple[Running, FakeBinance]]:
     """A gateway whose source is a real BinanceSource talking to a fake Binance."""
-    from .helpers import running_gateway
-
-    own = fake is None
-    fake = fake if fake is not None else await FakeBinance().start()
-    source = fast_source(fake, **changes)
-    try:
-        async with running_gateway(source=source, linger=0.2) as gateway:
+    async with contextlib.AsyncExitStack() as own:
+        if fake is None:
+            fake = await own.enter_async_context(FakeBinance())
+        async with running_gateway(source=fast_source(fake, **changes), linger=0.2) as gateway:
             yield gateway, fake
-    finally:
-        if own:
-            await fake.close()
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0, step: float = 0.02) -> None:
-    """Poll ``predicate()`` until it is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(step)
 
 
 class Recorder:
     """Reads every message of a test client in the background."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
         self.messages: list[dict[str, Any]] = []
         self.raw: list[str] = []

@@ -42,10 +42,13 @@ __all__ = [
     "Running",
     "decode_frames",
     "eventually",
+    "eventually_sync",
     "frame_payloads",
     "free_port",
+    "health",
     "publish_now",
     "running_gateway",
+    "site_port",
 ]
 
 FACTOR = float(os.environ.get("TICKWIRE_TESTS_TIMEOUT_FACTOR", "1"))
@@ -78,6 +81,22 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout * FACTOR:.1f} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def eventually_sync(
+    predicate: Callable[[], Any], timeout: float = 5.0, what: str = "the condition", interval: float = 0.05
+) -> Any:
+    """:func:`eventually` for code that cannot await: waiting for a child process or
+    a server outside the event loop (it blocks the thread; in a test coroutine, run it
+    with ``asyncio.to_thread``)."""
+    deadline = time.monotonic() + timeout * FACTOR
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout * FACTOR:.1f} s waiting for {what}")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -310,13 +329,27 @@ async def running_gateway(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
-    server = site._server
-    assert isinstance(server, asyncio.Server)
-    bound: int = server.sockets[0].getsockname()[1]
+    bound = site_port(site)
     try:
         yield Running(gateway, f"http://127.0.0.1:{bound}", f"ws://127.0.0.1:{bound}/ws", bound)
     finally:
         await runner.cleanup()
+
+
+def site_port(site: web.TCPSite) -> int:
+    """The port a started site listens on (it was asked for port 0)."""
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+async def health(running: Running) -> tuple[int, dict[str, Any]]:
+    """The gateway's ``/health``: its HTTP status and body."""
+    async with aiohttp.ClientSession() as http, http.get(running.url + "/health") as resp:
+        body = await resp.json()
+        assert isinstance(body, dict)
+        return resp.status, body
 
 
 def publish_now(gateway: Gateway, channel: Channel, data: msgspec.Raw) -> int:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,25 +23,10 @@ from typing import Any
 
 import pytest
 
-
-__all__ = ["Node", "RedisServer", "free_port", "run_node", "run_redis", "wait_for"]
-
-FACTOR = float(os.environ.get("TICKWIRE_TESTS_TIMEOUT_FACTOR", "1"))
+from .helpers import eventually_sync, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout * FACTOR
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
+__all__ = ["Node", "RedisServer", "run_node", "run_redis"]
 
 
 class RedisServer:
@@ -60,7 +45,7 @@ class RedisServer:
         args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--dir", str(self.directory), "--protected-mode", "no", "--loglevel", "warning"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 5, "redis-server to accept connections")
+        eventually_sync(self._answers, 5, "redis-server to accept connections")
 
     def _answers(self) -> bool:
         try:
@@ -146,7 +131,7 @@ class Node:
 def run_node(role: str, redis_url: str, **kwargs: Any) -> Iterator[Node]:
     node = Node(role, redis_url, **kwargs)
     try:
-        wait_for(node.answers, 15, f"tickwire {role} to answer /health")
+        eventually_sync(node.answers, 15, f"tickwire {role} to answer /health")
         yield node
     finally:
         node.kill()

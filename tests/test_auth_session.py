@@ -65,8 +65,8 @@ async def test_switch_user_purges_unwritten_private_frames() -> None:
     session.start()
     await session.receive(json.dumps({"type": "auth", "token": "alice"}))
     await session.receive(json.dumps({"type": "subscribe", "channels": ["orders:alice", "signals:X1"]}))
-    for _ in range(3):
-        await asyncio.sleep(0)  # the writer writes once, then waits on the "full" buffer
+    # the writer writes once, then waits on the "full" buffer
+    await eventually(lambda: transport.written, what="the writer's first write")
     for seq in range(1, 51):
         _order(bus, "alice", seq)
     assert session.queued >= 50  # alice's orders wait in the outbox
@@ -74,7 +74,8 @@ async def test_switch_user_purges_unwritten_private_frames() -> None:
     _order(bus, "alice", 51)  # after the switch: must not be queued at all
     transport.release()
     session.flush_now()
-    await asyncio.sleep(0)
+    bob = {"type": "authenticated", "userId": "bob", "id": 9}
+    await eventually(lambda: bob in transport.messages(), what="bob's authenticated")
     messages = transport.messages()
     assert [m["type"] for m in messages[:3]] == ["authenticated", "subscribed", "subscribed"]
     assert not [m for m in messages[3:] if m["type"] == "order"]  # every queued alice frame was purged

@@ -6,13 +6,12 @@ import asyncio
 import logging
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tickwire.sources.binance.connection import Connection
 
-from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
-from .helpers import Client
+from .fake_binance import FakeBinance, Recorder, binance_gateway
+from .helpers import Client, Running, eventually, health
 
 
 TRADES = "trades:BTCUSDT"
@@ -34,31 +33,26 @@ def assert_no_duplicates(rec: Recorder, *, gapless: bool) -> None:
         assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
-async def health(gw: Any) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
-        return resp.status, dict(await resp.json())
-
-
 async def flowing(rec: Recorder, more: int = 5) -> None:
     """Wait for ``more`` new trades and prices."""
     trades, prices = len(rec.data(TRADES)), len(rec.data(PRICE))
-    await wait_for(lambda: len(rec.data(TRADES)) >= trades + more and len(rec.data(PRICE)) >= prices + more)
+    await eventually(lambda: len(rec.data(TRADES)) >= trades + more and len(rec.data(PRICE)) >= prices + more)
 
 
-async def stale_then_live(rec: Recorder, gw: Any, reason_part: str) -> None:
-    await wait_for(lambda: all(rec.statuses(c)[:1] == ["stale"] for c in (TRADES, PRICE)))
+async def stale_then_live(rec: Recorder, gw: Running, reason_part: str) -> None:
+    await eventually(lambda: all(rec.statuses(c)[:1] == ["stale"] for c in (TRADES, PRICE)))
     stale = rec.of(TRADES, "status")[0]
     assert reason_part in stale["reason"], stale
     status, body = await health(gw)
     if rec.statuses(TRADES) == ["stale"]:  # not yet recovered: /health says so
         assert status == 503 and body["status"] == "degraded" and body["upstream"]["live"] is False
-    await wait_for(lambda: all(rec.statuses(c) == ["stale", "live"] for c in (TRADES, PRICE)), timeout=8)
+    await eventually(lambda: all(rec.statuses(c) == ["stale", "live"] for c in (TRADES, PRICE)), timeout=8)
     await flowing(rec)
     status, body = await health(gw)
     assert status == 200 and body["upstream"]["source"] == "binance" and body["upstream"]["live"] is True
 
 
-async def run_fault(fake: FakeBinance, inject: Any, reason: str, **source: Any) -> tuple[Recorder, Any]:
+async def run_fault(fake: FakeBinance, inject: Any, reason: str, **source: Any) -> tuple[Recorder, Running]:
     async with binance_gateway(fake, **source) as (gw, _), Client.connect(gw.ws_url) as client:
         await client.subscribe(TRADES, PRICE)
         rec = Recorder(client)
@@ -72,21 +66,21 @@ async def run_fault(fake: FakeBinance, inject: Any, reason: str, **source: Any) 
 
 
 async def test_abrupt_drop() -> None:
-    async with _fake() as fake:
+    async with FakeBinance() as fake:
         rec, _ = await run_fault(fake, _sync(fake.drop_all), "upstream")
         assert_no_duplicates(rec, gapless=False)
         assert len(fake.conns) >= 2
 
 
 async def test_silent_stall_is_caught_by_the_watchdog() -> None:
-    async with _fake() as fake:
+    async with FakeBinance() as fake:
         rec, _ = await run_fault(fake, _sync(fake.stall_all), "stalled")
         assert_no_duplicates(rec, gapless=False)
-        await wait_for(lambda: not any(c.stalled for c in fake.live_conns()))  # the stalled one was closed
+        await eventually(lambda: not any(c.stalled for c in fake.live_conns()))  # the stalled one was closed
 
 
 async def test_refused_connects_back_off_and_recover() -> None:
-    async with _fake() as fake:
+    async with FakeBinance() as fake:
 
         async def inject() -> None:
             fake.refuse = 3
@@ -98,7 +92,7 @@ async def test_refused_connects_back_off_and_recover() -> None:
 
 
 async def test_policy_close_1008_reconnects() -> None:
-    async with _fake() as fake:
+    async with FakeBinance() as fake:
 
         async def inject() -> None:
             await fake.close_all(1008, "Too many requests")
@@ -110,7 +104,7 @@ async def test_policy_close_1008_reconnects() -> None:
 async def test_policy_close_1008_waits_the_policy_backoff() -> None:
     """After a 1008 the reconnect waits ``policy_backoff``, far longer than the ordinary backoff."""
     policy = 1.5
-    async with _fake() as fake, binance_gateway(fake, policy_backoff=policy) as (gw, _):
+    async with FakeBinance() as fake, binance_gateway(fake, policy_backoff=policy) as (gw, _):
         async with Client.connect(gw.ws_url) as client:
             await client.subscribe(TRADES)
             rec = Recorder(client)
@@ -118,7 +112,7 @@ async def test_policy_close_1008_waits_the_policy_backoff() -> None:
             loop = asyncio.get_running_loop()
             closed = loop.time()
             await fake.close_all(1008, "Too many requests")
-            await wait_for(lambda: len(fake.conns) == 2, timeout=policy + 3)
+            await eventually(lambda: len(fake.conns) == 2, timeout=policy + 3)
             waited = fake.conns[1].opened - closed  # the fake's clock is this loop's monotonic clock
             assert policy <= waited <= policy + 1.0, waited  # the ordinary backoff here is at most 0.3 s
             await flowing_trades(rec, 5)
@@ -143,7 +137,7 @@ async def test_a_control_task_that_fails_is_logged_and_the_connection_restarts(
     quiet = {"stall_trades_min": 30.0, "stall_ticker": 30.0}  # only the restart can bring PRICE
     caplog.set_level(logging.INFO, "tickwire.upstream.binance")
     async with (
-        _fake() as fake,
+        FakeBinance() as fake,
         binance_gateway(fake, **quiet) as (gw, _),
         Client.connect(gw.ws_url) as client,
     ):
@@ -154,7 +148,7 @@ async def test_a_control_task_that_fails_is_logged_and_the_connection_restarts(
         await client.send(
             {"type": "subscribe", "channels": [PRICE]}
         )  # a live SUBSCRIBE: the control task dies
-        await wait_for(lambda: len(fake.conns) == 2)
+        await eventually(lambda: len(fake.conns) == 2)
         [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert "control task failed" in failure.getMessage() and failure.exc_info is not None
         assert failure.exc_info[1] is injected
@@ -167,7 +161,7 @@ async def test_a_control_task_that_fails_is_logged_and_the_connection_restarts(
 
 
 async def test_garbage_frames_are_skipped_without_an_outage() -> None:
-    async with _fake() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
+    async with FakeBinance() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
         await client.subscribe(TRADES, PRICE)
         rec = Recorder(client)
         await flowing(rec)
@@ -183,13 +177,13 @@ async def test_garbage_frames_are_skipped_without_an_outage() -> None:
 
 
 async def test_server_shutdown_rotates_without_gap_or_duplicate() -> None:
-    async with _fake() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
+    async with FakeBinance() as fake, binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
         await client.subscribe(TRADES, PRICE)
         rec = Recorder(client)
         await flowing(rec)
         await fake.server_shutdown(close_after=0.6)
-        await wait_for(lambda: len(fake.conns) == 2)
-        await asyncio.sleep(0.8)
+        await eventually(lambda: len(fake.conns) == 2)
+        await eventually(lambda: fake.conns[0].closed, what="the old connection to close")
         await flowing(rec, 10)
         await rec.stop()
         assert rec.statuses(TRADES) == [] and rec.statuses(PRICE) == []  # make-before-break
@@ -200,46 +194,40 @@ async def test_server_shutdown_rotates_without_gap_or_duplicate() -> None:
 
 
 async def test_rotation_before_the_connection_lifetime() -> None:
-    fake = await FakeBinance(lifetime=1.2).start()  # the venue's 24 h cut, shortened
-    try:
+    async with FakeBinance(lifetime=1.2) as fake:  # the venue's 24 h cut, shortened
         async with binance_gateway(fake, rotate_after=0.5) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe(TRADES, PRICE)
             rec = Recorder(client)
-            await asyncio.sleep(2.5)
+            await eventually(lambda: len(fake.conns) >= 4 and len(trade_ids(rec)) >= 30, what="rotations")
             await rec.stop()
             assert len(fake.conns) >= 4
             assert not any(c.close_code == 1001 for c in fake.conns)  # never cut by the server
             assert rec.statuses(TRADES) == [] and rec.statuses(PRICE) == []
             assert_no_duplicates(rec, gapless=True)
             assert len(trade_ids(rec)) >= 30
-    finally:
-        await fake.close()
 
 
 @pytest.mark.parametrize("form", ["nested", "flat"])
 async def test_refused_subscription_is_reported_stale(form: str) -> None:
-    fake = await FakeBinance(error_form=form).start()
-    try:
+    async with FakeBinance(error_form=form) as fake:
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe(TRADES)
             rec = Recorder(client)
-            await wait_for(lambda: len(rec.data(TRADES)) >= 3)
+            await eventually(lambda: len(rec.data(TRADES)) >= 3)
             fake.reject_next = (4, "Too many subscriptions")
             await client.send({"type": "subscribe", "channels": ["trades:ETHUSDT"]})
-            await wait_for(lambda: rec.statuses("trades:ETHUSDT") == ["stale"])
+            await eventually(lambda: rec.statuses("trades:ETHUSDT") == ["stale"])
             assert "Too many subscriptions" in rec.of("trades:ETHUSDT", "status")[0]["reason"]
             await flowing_trades(rec, 5)
             assert rec.statuses(TRADES) == []
             status, body = await health(gw)
             assert status == 503 and body["upstream"]["refusedSubscriptions"] == 1
             await rec.stop()
-    finally:
-        await fake.close()
 
 
 async def flowing_trades(rec: Recorder, more: int) -> None:
     n = len(rec.data(TRADES))
-    await wait_for(lambda: len(rec.data(TRADES)) >= n + more)
+    await eventually(lambda: len(rec.data(TRADES)) >= n + more)
 
 
 def _sync(fn: Any) -> Any:
@@ -247,12 +235,3 @@ def _sync(fn: Any) -> Any:
         fn()
 
     return call
-
-
-class _fake:
-    async def __aenter__(self) -> FakeBinance:
-        self.fake = await FakeBinance().start()
-        return self.fake
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.fake.close()

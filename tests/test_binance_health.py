@@ -2,67 +2,42 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
-from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
-from .helpers import Client
+from .fake_binance import FakeBinance, Recorder, binance_gateway
+from .helpers import Client, Running, eventually, health
 
 
-async def health(gw: Any) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(gw.url + "/health") as resp:
-        return resp.status, dict(await resp.json())
-
-
-async def health_becomes(gw: Any, status: int, timeout: float = 5.0) -> dict[str, Any]:
+async def health_becomes(gw: Running, status: int, timeout: float = 5.0) -> dict[str, Any]:
     """Poll ``/health`` until it answers ``status``; its body."""
-    seen: dict[str, Any] = {}
 
-    async def poll() -> bool:
-        nonlocal seen
-        code, seen = await health(gw)
-        return code == status
+    async def answered() -> dict[str, Any] | None:
+        code, body = await health(gw)
+        return body if code == status else None
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await poll():
-        assert loop.time() < deadline, seen
-        await asyncio.sleep(0.05)
-    return seen
+    body: dict[str, Any] = await eventually(answered, timeout, f"/health to answer {status}", interval=0.05)
+    return body
 
 
 def exchange_info_requests(fake: FakeBinance) -> list[float]:
     return [t for t, path, _, _ in fake.rest_log if path == "/api/v3/exchangeInfo"]
 
 
-@contextlib.asynccontextmanager
-async def fake_binance() -> AsyncIterator[FakeBinance]:
-    fake = await FakeBinance().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 async def test_an_upstream_never_reached_is_degraded_until_it_answers() -> None:
-    async with fake_binance() as fake:
+    async with FakeBinance() as fake:
         fake.rest_down = "reset"  # REST drops every connection unanswered
         fake.refuse = 10**9  # and every WebSocket handshake is refused
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
-            await wait_for(lambda: len(exchange_info_requests(fake)) >= 1)
+            await eventually(lambda: len(exchange_info_requests(fake)) >= 1)
             status, body = await health(gw)
             assert status == 503 and body["status"] == "degraded"
             upstream = body["upstream"]
             assert upstream["live"] is False and upstream["reason"].startswith("upstream never reached")
             assert upstream["symbols"] is None
             await client.subscribe("price:BTCUSDT")  # unchecked (no list): a connection is tried
-            await wait_for(lambda: fake.connect_attempts >= 2)
+            await eventually(lambda: fake.connect_attempts >= 2)
             status, body = await health(gw)
             assert status == 503 and body["upstream"]["reason"].startswith("upstream never reached")
             fake.rest_down, fake.refuse = None, 0
@@ -70,18 +45,18 @@ async def test_an_upstream_never_reached_is_degraded_until_it_answers() -> None:
             assert body["status"] == "ok" and body["upstream"]["live"] is True
             assert "reason" not in body["upstream"] and body["upstream"]["symbols"] == len(fake.symbols)
             rec = Recorder(client)
-            await wait_for(lambda: len(rec.data("price:BTCUSDT")) >= 3)
+            await eventually(lambda: len(rec.data("price:BTCUSDT")) >= 3)
             await rec.stop()
 
 
 async def test_exchange_info_failing_is_degraded_with_its_reason() -> None:
-    async with fake_binance() as fake:
+    async with FakeBinance() as fake:
         fake.rest_down = "500"
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
-            await wait_for(lambda: len(exchange_info_requests(fake)) >= 2)
+            await eventually(lambda: len(exchange_info_requests(fake)) >= 2)
             await client.subscribe("trades:BTCUSDT")  # the stream itself works
             rec = Recorder(client)
-            await wait_for(lambda: len(rec.data("trades:BTCUSDT")) >= 3)
+            await eventually(lambda: len(rec.data("trades:BTCUSDT")) >= 3)
             status, body = await health(gw)
             assert status == 503 and body["status"] == "degraded"
             assert body["upstream"]["live"] is False
@@ -95,10 +70,10 @@ async def test_exchange_info_failing_is_degraded_with_its_reason() -> None:
 
 async def test_exchange_info_retries_back_off_capped() -> None:
     initial, cap = 0.1, 0.8
-    async with fake_binance() as fake:
+    async with FakeBinance() as fake:
         fake.rest_down = "500"
         async with binance_gateway(fake, exchange_info_retry=initial, exchange_info_retry_max=cap) as (gw, _):
-            await wait_for(lambda: len(exchange_info_requests(fake)) >= 8, timeout=15)
+            await eventually(lambda: len(exchange_info_requests(fake)) >= 8, timeout=15)
             times = exchange_info_requests(fake)[:8]
             gaps = [b - a for a, b in itertools.pairwise(times)]
             # The k-th retry waits at least half of min(initial * 2**(k-1), cap) (jitter takes up

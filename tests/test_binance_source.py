@@ -10,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .fake_binance import FakeBinance, binance_gateway, wait_for
-from .helpers import Client
+from .fake_binance import FakeBinance, binance_gateway
+from .helpers import TIMEOUT, Client, Running, eventually
 
 
-async def recv_raw(client: Client, timeout: float = 5.0) -> tuple[dict[str, Any], str]:
+async def recv_raw(client: Client, timeout: float = TIMEOUT) -> tuple[dict[str, Any], str]:
     """The next message parsed with Decimal numbers, and its raw text (to check digits)."""
     msg = await client.ws.receive(timeout=timeout)
     assert msg.type is aiohttp.WSMsgType.TEXT, msg
@@ -22,13 +22,16 @@ async def recv_raw(client: Client, timeout: float = 5.0) -> tuple[dict[str, Any]
 
 
 async def collect(client: Client, predicate: Any, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The next ``count`` messages that match ``predicate``."""
     out: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while len(out) < count:
-        msg, _ = await recv_raw(client, max(0.01, deadline - loop.time()))
+
+    async def one_more() -> bool:
+        msg, _ = await recv_raw(client)
         if predicate(msg):
             out.append(msg)
+        return len(out) >= count
+
+    await eventually(one_more, timeout=timeout, what=f"{count} matching messages", interval=0)
     return out
 
 
@@ -53,13 +56,14 @@ async def test_every_channel_kind_is_relayed_unchanged() -> None:
         answers = await client.subscribe(*channels)
         assert [a["type"] for a in answers] == ["subscribed"] * 5
         seen: dict[str, list[dict[str, Any]]] = {c: [] for c in channels}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while any(len([m for m in v if not m.get("snapshot")]) < 12 for v in seen.values()):
-            assert loop.time() < deadline, {k: len(v) for k, v in seen.items()}
+
+        async def twelve_live_each() -> bool:
             msg, _ = await recv_raw(client)
             if "seq" in msg:
                 seen[msg["channel"]].append(msg)
+            return all(len([m for m in v if not m.get("snapshot")]) >= 12 for v in seen.values())
+
+        await eventually(twelve_live_each, what="12 live messages on every channel", interval=0)
         trades = {p["t"]: p for p in fake.sent["btcusdt@trade"]}
         for msg in seen["trades:BTCUSDT"]:
             p = trades[msg["data"]["id"]]
@@ -92,11 +96,15 @@ async def test_every_channel_kind_is_relayed_unchanged() -> None:
         klines = {p["E"]: p for p in fake.sent["btcusdt@kline_1m"]}
         checked = 0
         for msg in seen["klines:BTCUSDT:1m"]:
-            p = next((k for k in klines.values() if k["k"]["t"] // 1000 == msg["data"]["time"]
-                      and same(msg["data"]["close"], k["k"]["c"])), None)  # fmt: skip
-            if p is None:
+            d = msg["data"]
+            sent = [
+                k["k"]
+                for k in klines.values()
+                if k["k"]["t"] // 1000 == d["time"] and same(d["close"], k["k"]["c"])
+            ]
+            if not sent:
                 continue
-            k, d = p["k"], msg["data"]
+            k = sent[0]
             assert msg["interval"] == "1m"
             assert d["time"] == k["t"] // 1000  # seconds
             assert same(d["open"], k["o"]) and same(d["high"], k["h"]) and same(d["low"], k["l"])
@@ -127,7 +135,7 @@ async def test_every_channel_kind_is_relayed_unchanged() -> None:
         assert len(fake.conns) == 1  # one connection for all four streams
 
 
-async def stats(gw: Any) -> dict[str, Any]:
+async def stats(gw: Running) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http, http.get(gw.url + "/api/v1/ws/stats") as resp:
         body = await resp.json()
         return dict(body["data"])
@@ -136,27 +144,27 @@ async def stats(gw: Any) -> dict[str, Any]:
 async def test_upstream_subscriptions_follow_demand() -> None:
     async with binance_gateway() as (gw, fake), Client.connect(gw.ws_url) as client:
         await client.subscribe("price:BTCUSDT")
-        await wait_for(lambda: fake.subscriptions() == {"btcusdt@ticker"})
+        await eventually(lambda: fake.subscriptions() == {"btcusdt@ticker"})
         body = await stats(gw)
         assert body["binanceStreams"] == 1 and body["binanceActiveStreams"] == ["btcusdt@ticker"]
         before = len(fake.control_messages())
         await client.subscribe("ticker:BTCUSDT")  # shares btcusdt@ticker: nothing new upstream
         await client.subscribe("trades:ETHUSDT")
-        await wait_for(lambda: fake.subscriptions() == {"btcusdt@ticker", "ethusdt@trade"})
+        await eventually(lambda: fake.subscriptions() == {"btcusdt@ticker", "ethusdt@trade"})
         controls = fake.control_messages()[before:]
         assert [c["method"] for c in controls] == ["SUBSCRIBE"] and controls[0]["params"] == ["ethusdt@trade"]
         assert len(fake.live_conns()) == 1  # live SUBSCRIBE on the open connection
         await client.send({"type": "unsubscribe", "channels": ["price:BTCUSDT"]})
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # under test: for longer than the linger (0.2 s), nothing changes
         assert "btcusdt@ticker" in fake.subscriptions()  # ticker:BTCUSDT still wants it
         await client.send({"type": "unsubscribe", "channels": ["ticker:BTCUSDT"]})
-        await asyncio.sleep(0.1)
-        assert "btcusdt@ticker" in fake.subscriptions()  # linger (0.2 s)
-        await wait_for(lambda: fake.subscriptions() == {"ethusdt@trade"})
+        await asyncio.sleep(0.1)  # under test: within the linger (0.2 s), the stream stays
+        assert "btcusdt@ticker" in fake.subscriptions()
+        await eventually(lambda: fake.subscriptions() == {"ethusdt@trade"})
         assert fake.control_messages()[-1] == {"method": "UNSUBSCRIBE", "params": ["btcusdt@ticker"], "id": 2}
         assert (await stats(gw))["binanceActiveStreams"] == ["ethusdt@trade"]
         await client.send({"type": "unsubscribe", "channels": ["trades:ETHUSDT"]})
-        await wait_for(lambda: not fake.live_conns())  # no demand, no connection
+        await eventually(lambda: not fake.live_conns())  # no demand, no connection
         body = await stats(gw)
         assert body["binanceStreams"] == 0 and body["binanceActiveStreams"] == []
         assert fake.violations == 0
@@ -167,7 +175,7 @@ async def test_streams_are_sharded_over_connections() -> None:
         symbols = ["BTCUSDT", "ETHUSDT", "BNBBTC", "XRPUSDT", "ADAUSDT"]
         await client.subscribe(*[f"trades:{s}" for s in symbols])
         wanted = {f"{s.lower()}@trade" for s in symbols}
-        await wait_for(lambda: fake.subscriptions() == wanted)
+        await eventually(lambda: fake.subscriptions() == wanted)
         assert len(fake.live_conns()) == 3
         assert all(len(c.streams) <= 2 for c in fake.live_conns())
         body = await stats(gw)
@@ -177,8 +185,7 @@ async def test_streams_are_sharded_over_connections() -> None:
 
 async def test_fake_closes_a_connection_over_five_messages_per_second() -> None:
     """The limit the pacing test relies on is real."""
-    fake = await FakeBinance().start()
-    try:
+    async with FakeBinance() as fake:
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(fake.ws_url + "/stream?streams=btcusdt@trade") as ws,
@@ -192,29 +199,24 @@ async def test_fake_closes_a_connection_over_five_messages_per_second() -> None:
                     closed = ws.close_code
                     break
             assert closed == 1008 and fake.violations == 1
-    finally:
-        await fake.close()
 
 
 async def test_control_messages_are_paced_and_batched() -> None:
-    fake = await FakeBinance(ping_interval=0.5).start()
-    try:
+    async with FakeBinance(ping_interval=0.5) as fake:
         async with binance_gateway(fake) as (gw, _), Client.connect(gw.ws_url) as client:
             channels = [f"klines:BTCUSDT:{i}" for i in ("1s", "1m", "3m", "5m", "15m", "30m", "1h")]
             channels += [f"trades:{s}" for s in ("ETHUSDT", "BNBBTC", "XRPUSDT", "ADAUSDT", "SOLUSDT")]
             for channel in channels:  # one by one, faster than 5/s
                 await client.send({"type": "subscribe", "channels": [channel]})
-                await asyncio.sleep(0.05)
-            await wait_for(lambda: len(fake.subscriptions()) == len(channels), timeout=8)
-            await asyncio.sleep(1.2)  # a few more pings and pongs
+                await asyncio.sleep(0.05)  # the client's pace, not a wait for anything
+            await eventually(lambda: len(fake.subscriptions()) == len(channels), timeout=8)
+            await eventually(lambda: sum(c.pongs for c in fake.live_conns()) >= 2, what="two pongs")
             assert fake.violations == 0
             [conn] = fake.live_conns()
             assert conn.pongs >= 2
             subscribes = [c for c in conn.controls if c["method"] == "SUBSCRIBE"]
             assert 1 <= len(subscribes) < len(channels) - 1  # batched
             assert len(conn.url_streams) == 1
-    finally:
-        await fake.close()
 
 
 async def test_unknown_or_halted_symbol_opens_nothing() -> None:
@@ -223,16 +225,15 @@ async def test_unknown_or_halted_symbol_opens_nothing() -> None:
         assert unknown["type"] == "error" and unknown["code"] == "UNKNOWN_SYMBOL"
         assert unknown["channel"] == "price:NOPEUSDT"
         assert halted["code"] == "UNKNOWN_SYMBOL" and "HALT" in halted["message"]
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # under test: for a while after the errors, nothing connects
         assert fake.connect_attempts == 0
         assert (await stats(gw))["binanceStreams"] == 0
         assert [p for _, p, _, _ in fake.rest_log] == ["/api/v3/exchangeInfo"]  # cached after the first
 
 
 async def test_rest_snapshot_without_waiting_for_the_stream() -> None:
-    fake = await FakeBinance().start()
-    fake.feeding = False  # the stream says nothing: only REST can answer
-    try:
+    async with FakeBinance() as fake:
+        fake.feeding = False  # the stream says nothing: only REST can answer
         async with binance_gateway(fake, **QUIET) as (gw, _):
             async with Client.connect(gw.ws_url) as first:
                 await first.subscribe("ticker:BTCUSDT", "klines:ETHUSDT:1m", "depth:BNBBTC")
@@ -252,15 +253,12 @@ async def test_rest_snapshot_without_waiting_for_the_stream() -> None:
                 await second.subscribe("ticker:BTCUSDT")
                 snap, _ = await recv_raw(second)
                 assert snap["snapshot"] is True and snap["data"] == t
-    finally:
-        await fake.close()
 
 
 @pytest.mark.parametrize("status", [429, 418])
 async def test_rest_retry_after_is_honoured(status: int) -> None:
-    fake = await FakeBinance().start()
-    fake.feeding = False
-    try:
+    async with FakeBinance() as fake:
+        fake.feeding = False
         async with binance_gateway(fake, **QUIET) as (gw, _), Client.connect(gw.ws_url) as client:
             await client.subscribe("trades:ETHUSDT")  # loads exchangeInfo
             fake.rest_fail = [(status, 1.0)]
@@ -278,8 +276,6 @@ async def test_rest_retry_after_is_honoured(status: int) -> None:
                 text = await resp.text()
             series = 'tickwire_upstream_rest_requests_total{source="binance"}'
             assert f"{series} {len(fake.rest_log)}.0" in text
-    finally:
-        await fake.close()
 
 
 def test_settings_pick_the_urls_rotation_and_stall_thresholds() -> None:

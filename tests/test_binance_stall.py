@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator
 
 from tickwire.sources.binance.watchdog import StallThresholds, StreamWatch
 
-from .fake_binance import FakeBinance, Recorder, binance_gateway, wait_for
-from .helpers import Client
+from .fake_binance import FakeBinance, Recorder, binance_gateway
+from .helpers import Client, eventually
 
 
 QUIET = {"stall_trades_min": 30.0, "stall_ticker": 30.0, "stall_kline": 30.0, "stall_depth": 30.0}
@@ -64,40 +62,31 @@ def test_duplicates_and_resubscribes_are_not_rate_samples() -> None:
 # -- against the fake Binance ------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def fake_binance() -> AsyncIterator[FakeBinance]:
-    fake = await FakeBinance().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 async def test_a_frozen_ticker_is_stale_within_its_threshold_and_live_when_it_resumes() -> None:
     async with (
-        fake_binance() as fake,
+        FakeBinance() as fake,
         binance_gateway(fake, **{**QUIET, "stall_ticker": 0.5}) as (gw, _),
         Client.connect(gw.ws_url) as client,
     ):
         await client.subscribe("price:BTCUSDT", "price:ETHUSDT")
         rec = Recorder(client)
         try:
-            await wait_for(lambda: all(len(rec.data(c)) >= 5 for c in ("price:BTCUSDT", "price:ETHUSDT")))
+            await eventually(lambda: all(len(rec.data(c)) >= 5 for c in ("price:BTCUSDT", "price:ETHUSDT")))
             loop = asyncio.get_running_loop()
             fake.paused.add("btcusdt@ticker")
             frozen = loop.time()
-            await wait_for(lambda: rec.statuses("price:BTCUSDT") == ["stale"], timeout=3)
+            await eventually(lambda: rec.statuses("price:BTCUSDT") == ["stale"], timeout=3)
             took = loop.time() - frozen
             assert 0.4 <= took <= 0.5 + 0.5, took  # the threshold, plus a watchdog tick and some slack
             assert "stalled" in rec.of("price:BTCUSDT", "status")[0]["reason"]
             eth = len(rec.data("price:ETHUSDT"))
-            await wait_for(lambda: len(rec.data("price:ETHUSDT")) >= eth + 10)
+            await eventually(lambda: len(rec.data("price:ETHUSDT")) >= eth + 10)
             assert rec.statuses("price:ETHUSDT") == []  # the replacement connection carried it on
             assert rec.statuses("price:BTCUSDT") == ["stale"]  # still frozen: no reconnect loop
             fake.paused.discard("btcusdt@ticker")
-            await wait_for(lambda: rec.statuses("price:BTCUSDT") == ["stale", "live"])
+            await eventually(lambda: rec.statuses("price:BTCUSDT") == ["stale", "live"])
             btc = len(rec.data("price:BTCUSDT"))
-            await wait_for(lambda: len(rec.data("price:BTCUSDT")) >= btc + 5)
+            await eventually(lambda: len(rec.data("price:BTCUSDT")) >= btc + 5)
         finally:
             await rec.stop()
 
@@ -114,7 +103,7 @@ async def test_a_busy_trade_stream_that_stops_is_stale_quickly_and_a_slow_one_is
     busy, slow = "trades:BTCUSDT", "trades:ETHUSDT"
     options = {**QUIET, "stall_trades_min": floor, "stall_trades_factor": 10.0}
     async with (
-        fake_binance() as fake,
+        FakeBinance() as fake,
         binance_gateway(fake, **options) as (gw, _),
         Client.connect(gw.ws_url) as client,
     ):
@@ -124,17 +113,17 @@ async def test_a_busy_trade_stream_that_stops_is_stale_quickly_and_a_slow_one_is
         await client.subscribe(busy, slow)
         rec = Recorder(client)
         try:
-            await wait_for(lambda: len(rec.data(busy)) >= 20 and len(rec.data(slow)) >= 6, timeout=8)
+            await eventually(lambda: len(rec.data(busy)) >= 20 and len(rec.data(slow)) >= 6, timeout=8)
             loop = asyncio.get_running_loop()
             fake.paused.add("btcusdt@trade")
             stop_slow.set()
             stopped = loop.time()
-            await wait_for(lambda: rec.statuses(busy) == ["stale"], timeout=3)
+            await eventually(lambda: rec.statuses(busy) == ["stale"], timeout=3)
             took = loop.time() - stopped
             assert took <= floor + 0.6, took  # 10 gaps of 50 ms is under the floor: the floor decides
-            await asyncio.sleep(max(0.0, stopped + 2.5 * floor - loop.time()))
+            await asyncio.sleep(max(0.0, stopped + 2.5 * floor - loop.time()))  # under test: a window
             assert rec.statuses(slow) == []  # 10 gaps of 0.3 s: not stale at the busy stream's limit
-            await wait_for(lambda: rec.statuses(slow) == ["stale"], timeout=6)
+            await eventually(lambda: rec.statuses(slow) == ["stale"], timeout=6)
             assert loop.time() - stopped >= 2.5  # about 10 of its own gaps
         finally:
             stop_slow.set()

@@ -24,15 +24,7 @@ import tickwire
 from tickwire.cli import main
 from tickwire.config import OPTIONS, Settings, settings_from
 
-from .helpers import Client
-from .redis_server import FACTOR
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from .helpers import FACTOR, Client, eventually, free_port
 
 
 @pytest.mark.parametrize(
@@ -78,10 +70,10 @@ def test_serve_help_shows_choices_and_no_empty_defaults(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    with_choices = [o for o in OPTIONS if o.choices]
+    with_choices = [(o.cli, o.choices) for o in OPTIONS if o.choices]
     assert with_choices
-    for opt in with_choices:
-        assert f"{opt.cli} {{{','.join(opt.choices)}}}" in out
+    for cli, choices in with_choices:
+        assert f"{cli} {{{','.join(choices)}}}" in out
     for empty in ("default None", "default ()", "default False", "default ;", "default )"):
         assert empty not in out
     assert "(env TICKWIRE_PORT; default 3000)" in out
@@ -105,19 +97,20 @@ def test_env_twins_and_flag_precedence() -> None:
 
 async def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
+
+        async def healthy() -> bool:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(url + "/health") as resp:
-                    if resp.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise AssertionError("gateway did not start")
+                    return resp.status == 200
+            return False
+
+        await eventually(healthy, timeout=10, what="the gateway to start", interval=0.05)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_graceful_shutdown_closes_clients_with_1001(sig: signal.Signals) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TICKWIRE_PORT": str(port), "TICKWIRE_SHUTDOWN_TIMEOUT": "3"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tickwire", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -268,7 +261,7 @@ async def test_port_0_logs_the_port_actually_bound() -> None:
 
 
 async def test_an_unreachable_redis_is_a_warning_with_the_url_and_no_password() -> None:
-    redis_port = _free_port()  # nothing listens there
+    redis_port = free_port()  # nothing listens there
     url = f"redis://:sekret-password@127.0.0.1:{redis_port}/0"
     async with _process(*_serve("--port", "0", "--redis-url", url)) as proc:
         seen: list[str] = []

@@ -14,10 +14,9 @@ import msgspec
 import pytest
 
 from tickwire.channels import parse_channel
-from tickwire.server import Gateway
 
 from .fake_binance import binance_gateway
-from .helpers import publish_now, running_gateway
+from .helpers import Running, publish_now, running_gateway
 
 
 pytestmark = pytest.mark.browser
@@ -82,8 +81,8 @@ async def chart_history(page: Any, channel: str) -> None:
     )
 
 
-async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
-    base = gateway.url  # type: ignore[attr-defined]
+async def test_dashboard_desktop(running: Running, browser: Any) -> None:
+    base = running.url
     ctx, page, errors = await open_page(
         browser, base + "/?channels=", viewport={"width": 1440, "height": 960}
     )
@@ -152,7 +151,7 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     # feed data is text, never markup
     channel = parse_channel("signals:BTCUSDT")
     evil = b'{"note":"<img src=x onerror=\\"window.__pwned=1\\"><b>bold</b>"}'
-    publish_now(gateway, channel, msgspec.Raw(evil))
+    publish_now(running.gateway, channel, msgspec.Raw(evil))
     await page.wait_for_function(
         "document.getElementById('log').textContent.includes('<img src=x')", timeout=WAIT_MS
     )
@@ -182,8 +181,8 @@ async def test_dashboard_desktop(gateway: Gateway, browser: Any) -> None:
     await ctx.close()
 
 
-async def test_lowercase_subscriptions_stay_removed_after_reload(gateway: Gateway, browser: Any) -> None:
-    base = gateway.url  # type: ignore[attr-defined]
+async def test_lowercase_subscriptions_stay_removed_after_reload(running: Running, browser: Any) -> None:
+    base = running.url
     ctx, page, errors = await open_page(browser, base + "/?channels=price:btcusdt,klines:ethusdt:1m")
     await chart_history(page, "klines:ETHUSDT:1m")
     await page.fill("#channel", "ticker:solusdt")
@@ -227,8 +226,8 @@ async def test_binance_mode_lists_the_venue_symbols(browser: Any) -> None:
         await ctx.close()
 
 
-async def test_dashboard_phone(gateway: Gateway, browser: Any) -> None:
-    base = gateway.url  # type: ignore[attr-defined]
+async def test_dashboard_phone(running: Running, browser: Any) -> None:
+    base = running.url
     query = "?channels=price:BTCUSDT,price:ETHUSDT,klines:BTCUSDT:1m,depth:BTCUSDT,trades:BTCUSDT"
     phone = {
         "viewport": {"width": 390, "height": 844},

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
 from tickwire.frames import text_frame
 
-from .helpers import FakeTransport, Running, eventually, free_port, running_gateway
+from .helpers import FakeTransport, Running, eventually, eventually_sync, free_port, running_gateway
 
 
 async def test_eventually_returns_the_first_true_value_and_awaits_async_checks() -> None:
@@ -34,6 +35,20 @@ async def test_eventually_fails_naming_what_it_waited_for() -> None:
     with pytest.raises(AssertionError, match="waiting for the impossible"):
         await eventually(lambda: False, timeout=0.05, what="the impossible")
     assert loop.time() - started >= 0.05
+
+
+def test_eventually_sync_returns_the_first_true_value_or_fails_naming_what() -> None:
+    calls: list[int] = []
+
+    def check() -> int | None:
+        calls.append(1)
+        return len(calls) if len(calls) >= 3 else None
+
+    assert eventually_sync(check, interval=0.001) == 3
+    started = time.monotonic()
+    with pytest.raises(AssertionError, match="waiting for the impossible"):
+        eventually_sync(lambda: False, timeout=0.05, what="the impossible", interval=0.01)
+    assert time.monotonic() - started >= 0.05
 
 
 def test_free_port_can_be_bound() -> None:

@@ -64,19 +64,17 @@ def test_watch_help(plain_install: Path) -> None:
     assert "--json" in done.stdout and "--duration" in done.stdout
 
 
-async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
+async def run_against(bin_dir: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run ``tickwire *argv --url <a live gateway>`` to its end; its stdout and stderr."""
     async with running_gateway() as gw:
         proc = await asyncio.create_subprocess_exec(
-            plain_install / "tickwire",
-            "watch",
-            "--json",
-            "--duration",
-            "2",
-            "price:BTCUSDT",
+            bin_dir / "tickwire",
+            *argv,
             "--url",
             gw.ws_url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 30)
@@ -85,7 +83,12 @@ async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
                 proc.kill()
                 await proc.wait()
     assert proc.returncode == 0, err.decode()
-    messages = [json.loads(line) for line in out.decode().splitlines()]
+    return out.decode(), err.decode()
+
+
+async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
+    out, _ = await run_against(plain_install, "watch", "--json", "--duration", "2", "price:BTCUSDT")
+    messages = [json.loads(line) for line in out.splitlines()]
     assert messages and all(isinstance(m, dict) and "type" in m for m in messages)
     prices = [m for m in messages if m["type"] == "price"]
     assert prices and all(m["channel"] == "price:BTCUSDT" for m in prices)
@@ -100,21 +103,5 @@ async def test_watch_json_against_a_live_gateway(plain_install: Path) -> None:
     ],
 )
 async def test_terminal_tools_run(plain_install: Path, argv: list[str], expected: str) -> None:
-    async with running_gateway() as gw:
-        proc = await asyncio.create_subprocess_exec(
-            plain_install / "tickwire",
-            *argv,
-            "--url",
-            gw.ws_url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "COLUMNS": "120"},
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    assert expected in out.decode()
+    out, _ = await run_against(plain_install, *argv, env={**os.environ, "COLUMNS": "120"})
+    assert expected in out

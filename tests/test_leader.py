@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -14,7 +12,8 @@ from redis.retry import Retry
 
 from tickwire.bus.redis.leader import LeaderLock
 
-from .redis_server import FACTOR, RedisServer
+from .helpers import eventually
+from .redis_server import RedisServer
 
 
 pytestmark = pytest.mark.redis
@@ -42,14 +41,6 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout * FACTOR
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def holder(redis: Redis) -> bytes | None:
     value = await redis.get(KEY)
     return value if isinstance(value, bytes) or value is None else value.encode()
@@ -71,7 +62,7 @@ async def test_a_second_contender_is_refused_while_the_holder_renews(redis: Redi
     assert await b.step() is False
     assert b.leading is False
     # wait until the key has used up a good part of its ttl, then renew: it is full again
-    await until(lambda: _pttl_below(redis, 600), "the key to age")
+    await eventually(lambda: _pttl_below(redis, 600), what="the key to age", interval=0.02)
     assert await a.step() is True
     assert await redis.pttl(KEY) > 800
     assert await b.step() is False
@@ -90,7 +81,7 @@ async def test_the_key_expires_without_renewal_and_a_standby_takes_over(
     assert await a.step() is True
     assert await b.step() is False
     # a stops stepping (it died or hangs): Redis drops the key at its expiry
-    await until(lambda: _gone(redis), "the lock to expire")
+    await eventually(lambda: _gone(redis), what="the lock to expire", interval=0.02)
     assert await b.step() is True
     assert await holder(redis) == b"node-b"
     # a comes back: its next step finds b's key and steps down, and says so
@@ -119,7 +110,7 @@ async def test_a_stale_holder_releasing_never_deletes_the_new_leaders_key(redis:
     a = LeaderLock(redis, KEY, "node-a", ttl=0.3)
     b = LeaderLock(redis, KEY, "node-b", ttl=30.0)
     assert await a.step() is True
-    await until(lambda: _gone(redis), "a's lock to expire")
+    await eventually(lambda: _gone(redis), what="a's lock to expire", interval=0.02)
     assert await b.step() is True
     assert a.leading is True  # a has not stepped since: it still believes it leads
     await a.release()  # a clean shutdown of a

@@ -20,8 +20,8 @@ from tickwire.marketdata import decimals
 from tickwire.sources.replay import ReplaySource, read_capture
 from tickwire.sources.simulated import SimulatedSource
 
-from .fake_binance import FakeBinance, binance_gateway, now_ms, wait_for
-from .helpers import Client, Running, running_gateway
+from .fake_binance import FakeBinance, binance_gateway, now_ms
+from .helpers import Client, Running, eventually, running_gateway
 
 
 SESSION = Path(__file__).parent / "data" / "binance" / "session.capture.jsonl"
@@ -33,14 +33,14 @@ async def get(url: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         return resp.status, await resp.json(), dict(resp.headers)
 
 
-async def klines(gw: Any, query: str) -> list[dict[str, Any]]:
+async def klines(gw: Running, query: str) -> list[dict[str, Any]]:
     status, body, _ = await get(f"{gw.url}/api/v1/klines?{query}")
     assert status == 200 and body["success"] is True, body
     data: list[dict[str, Any]] = body["data"]
     return data
 
 
-async def refused(gw: Any, query: str, status: int = 400) -> dict[str, Any]:
+async def refused(gw: Running, query: str, status: int = 400) -> dict[str, Any]:
     got, body, _ = await get(f"{gw.url}/api/v1/klines?{query}")
     assert got == status and body["success"] is False, (query, got, body)
     assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
@@ -161,7 +161,7 @@ async def test_replay_serves_the_candles_played_and_the_symbols_seen() -> None:
         assert await klines(gw, "symbol=VETETH&interval=1m") == []  # nothing played yet
         async with Client.connect(gw.ws_url) as ws:
             await ws.subscribe("trades:BTCUSDT")
-            await wait_for(lambda: source.finished, timeout=10)
+            await eventually(lambda: source.finished, timeout=10)
         for symbol in ("VETETH", "ONTTRY", "SWRVBUSD"):
             expected = capture_candles(symbol, "1m")
             got = await klines(gw, f"symbol={symbol}&interval=1m")
@@ -259,8 +259,7 @@ async def test_binance_klines_are_503_while_rest_fails() -> None:
 
 
 async def test_binance_symbols_with_precision_from_filters() -> None:
-    fake = await FiltersFake().start()
-    try:
+    async with FiltersFake() as fake:
         async with binance_gateway(fake) as (gw, _):
             status, body, _ = await get(gw.url + "/api/v1/symbols")
             assert status == 200
@@ -274,19 +273,14 @@ async def test_binance_symbols_with_precision_from_filters() -> None:
             infos = sum(1 for _, path, _, _ in fake.rest_log if path == "/api/v3/exchangeInfo")
             await get(gw.url + "/api/v1/symbols")
             assert sum(1 for _, path, _, _ in fake.rest_log if path == "/api/v3/exchangeInfo") == infos
-    finally:
-        await fake.close()
 
 
 async def test_binance_symbols_503_when_never_loaded() -> None:
-    fake = await FakeBinance().start()
-    fake.rest_fail = [(500, 0)] * 3
-    try:
+    async with FakeBinance() as fake:
+        fake.rest_fail = [(500, 0)] * 3
         async with binance_gateway(fake) as (gw, _):
             status, body, _ = await get(gw.url + "/api/v1/symbols")
             assert status == 503 and body["error"]["code"] == "UNAVAILABLE"
-    finally:
-        await fake.close()
 
 
 # --- follower and client ----------------------------------------------------------------------

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .helpers import Client
-from .redis_server import FACTOR, Node, RedisServer, free_port, wait_for
+from .helpers import FACTOR, Client, eventually, eventually_sync, free_port
+from .redis_server import Node, RedisServer
 
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -37,19 +37,11 @@ def nodes(redis_url: str, *specs: tuple[str, list[str]]) -> Iterator[list[Node]]
         for role, extra in specs:
             started.append(Node(role, redis_url, extra=extra))
         for node in started:
-            wait_for(node.answers, 20, f"tickwire {node.role} to answer /health")
+            eventually_sync(node.answers, 20, f"tickwire {node.role} to answer /health")
         yield started
     finally:
         for node in started:
             node.kill()
-
-
-async def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout * FACTOR
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def collect(client: Client, seconds: float) -> list[dict[str, Any]]:
@@ -74,6 +66,13 @@ def stats(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url + "/api/v1/ws/stats", timeout=2) as response:
         result: dict[str, Any] = json.loads(response.read())["data"]
         return result
+
+
+def demand_counted(url: str) -> dict[str, Any] | None:
+    """The stats of a gateway once they count at least three channels cluster-wide (the leader
+    scans the leases every second, a gateway reads that count every 2 s)."""
+    body = stats(url)
+    return body if body["bus"]["clusterDemand"] >= 3 else None
 
 
 def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +106,9 @@ async def test_two_gateways_see_identical_sequences_and_one_publish_seq(redis_se
                 seqs.append((await asyncio.to_thread(post, (a if i % 2 else b).url, body))["seq"])
             assert seqs == [1, 2, 3, 4]
             got_a, got_b = await asyncio.gather(collect(ca, 2.5), collect(cb, 2.5))
-            stats_a = await asyncio.to_thread(stats, a.url)
+            stats_a = await asyncio.to_thread(
+                eventually_sync, lambda: demand_counted(a.url), 10, "the cluster demand counted"
+            )
         ingest_status, ingest_health = ingest.health()
     for channel in ("trades:BTCUSDT", "price:BTCUSDT"):
         seq_a, seq_b = data(got_a, channel), data(got_b, channel)
@@ -140,9 +141,11 @@ async def test_a_killed_gateway_its_clients_reconnect_to_the_other(redis_server:
 
 
 async def test_killed_ingest_leader_standby_leads_and_seq_continues(redis_server: RedisServer) -> None:
-    specs = [("ingest", []), ("ingest", []), ("gateway", [])]
+    specs: list[tuple[str, list[str]]] = [("ingest", []), ("ingest", []), ("gateway", [])]
     with nodes(redis_server.url, *specs) as (i1, i2, gw):
-        wait_for(lambda: i1.health()[1]["bus"]["leader"] or i2.health()[1]["bus"]["leader"], 10, "a leader")
+        eventually_sync(
+            lambda: i1.health()[1]["bus"]["leader"] or i2.health()[1]["bus"]["leader"], 10, "a leader"
+        )
         leader, standby = (i1, i2) if i1.health()[1]["bus"]["leader"] else (i2, i1)
         async with Client.connect(gw.ws_url) as client:
             await client.subscribe("trades:BTCUSDT", "price:BTCUSDT")
@@ -152,7 +155,7 @@ async def test_killed_ingest_leader_standby_leads_and_seq_continues(redis_server
             # frames the old leader had in flight may still arrive: wait for the new leader
             # itself, then for data it published
             await asyncio.to_thread(
-                wait_for, lambda: standby.health()[1]["bus"]["leader"], 12, "the standby to lead"
+                eventually_sync, lambda: standby.health()[1]["bus"]["leader"], 12, "the standby to lead"
             )
             took = time.monotonic() - killed
             after = await collect(client, 2.0)
@@ -184,7 +187,7 @@ async def test_redis_restart_clients_see_stale_then_live_and_health_degrades(
                 lambda m: m.get("type") == "price" and not m.get("snapshot"), timeout=10
             )
             assert again["channel"] == "price:BTCUSDT"
-        wait_for(lambda: gw.health()[0] == 200, 10, "gateway healthy again")
+        eventually_sync(lambda: gw.health()[0] == 200, 10, "gateway healthy again")
         assert ingest.process.poll() is None and gw.process.poll() is None  # nothing crashed
 
 
@@ -210,18 +213,23 @@ async def test_workers_share_one_port_and_stop_on_sigterm(redis_server: RedisSer
         def healthy() -> bool:
             try:
                 with urllib.request.urlopen(url + "/health", timeout=1) as response:
-                    return response.status == 200
+                    status: int = response.status
+                    return status == 200
             except OSError:
                 return False
 
-        wait_for(healthy, 20, "the workers")
+        eventually_sync(healthy, 20, "the workers")
         nodes_seen: set[str] = set()
-        deadline = time.monotonic() + 10 * FACTOR
-        while len(nodes_seen) < 2 and time.monotonic() < deadline:
+
+        async def both_workers_answered() -> bool:
             async with aiohttp.ClientSession() as session:  # a new connection each time
                 async with session.get(url + "/health") as response:
                     nodes_seen.add((await response.json())["bus"]["node"])
-        assert len(nodes_seen) == 2, "SO_REUSEPORT should spread connections over both workers"
+            return len(nodes_seen) >= 2
+
+        what = "both workers to answer (SO_REUSEPORT should spread connections over them)"
+        await eventually(both_workers_answered, timeout=10, what=what)
+        assert len(nodes_seen) == 2
         async with Client.connect(f"ws://127.0.0.1:{port}/ws") as client:
             await client.subscribe("price:BTCUSDT")
             assert (await client.recv_until(lambda m: m.get("type") == "price"))["channel"] == "price:BTCUSDT"

@@ -81,16 +81,13 @@ async def test_replay_validates_against_the_capture() -> None:
 
 
 async def test_record_then_replay(tmp_path: Path) -> None:
-    fake = await FakeBinance().start()
-    out = tmp_path / "capture.jsonl.gz"
-    try:
+    async with FakeBinance() as fake:
+        out = tmp_path / "capture.jsonl.gz"
         settings = replace(Settings(), source="binance")
         lines = await record(
             settings, ["trades:BTCUSDT,depth:BTCUSDT", "ticker:ETHUSDT"], out, duration=1.0,
             source=fast_source(fake),
         )  # fmt: skip
-    finally:
-        await fake.close()
     assert gzip.decompress(out.read_bytes())  # gzip on disk
     records = read_capture(out)
     assert len(records) == lines > 20
@@ -107,16 +104,13 @@ async def test_record_then_replay(tmp_path: Path) -> None:
 
 
 async def test_record_command_line(tmp_path: Path) -> None:
-    fake = await FakeBinance().start()
-    out = tmp_path / "cli.jsonl.gz"
-    try:
+    async with FakeBinance() as fake:
+        out = tmp_path / "cli.jsonl.gz"
         argv = [
             "record", "--source", "binance", "--binance-ws-url", fake.ws_url, "--binance-rest-url",
             fake.rest_url, "--channels", "trades:BTCUSDT", "--out", str(out), "--duration", "0.8",
         ]  # fmt: skip
         assert await asyncio.to_thread(main, argv) == 0
-    finally:
-        await fake.close()
     assert any(r.ws and "btcusdt@trade" in r.ws for r in read_capture(out))
     for bad in (["--source", "simulated", "--channels", "trades:BTCUSDT"], ["--channels", "orders:u1"]):
         assert main(["record", "--source", "binance", *bad, "--out", str(out)]) == 2
