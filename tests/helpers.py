@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -307,15 +307,6 @@ class Running:
     ws_url: str
     """The WebSocket endpoint, ``ws://127.0.0.1:<port>/ws``."""
     port: int
-
-    if not TYPE_CHECKING:
-        # Transitional: tests written when running_gateway yielded the Gateway itself
-        # read ``gw.hub``; they keep working at run time. The type checker does not
-        # see this, so converted tests must say ``.gateway``.
-        def __getattr__(self, name: str) -> Any:
-            if name == "gateway":  # not set yet (copy, pickle): no recursion
-                raise AttributeError(name)
-            return getattr(self.gateway, name)
 
 
 @contextlib.asynccontextmanager

@@ -81,11 +81,9 @@ async def test_fake_transport_buffers_until_the_client_reads() -> None:
     assert transport.closed == (4008, "slow")
 
 
-async def test_running_has_addresses_and_forwards_to_the_gateway_for_old_tests() -> None:
+async def test_running_has_addresses() -> None:
     async with running_gateway() as running:
         assert isinstance(running, Running)
         assert running.url == f"http://127.0.0.1:{running.port}"
         assert running.ws_url == f"ws://127.0.0.1:{running.port}/ws"
-        assert running.hub is running.gateway.hub  # type: ignore[attr-defined]  # the old spelling
-        with pytest.raises(AttributeError):
-            running.no_such_thing  # type: ignore[attr-defined]  # noqa: B018
+        assert running.gateway.settings.port == 0  # the gateway was asked for any free port
