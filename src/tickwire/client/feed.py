@@ -42,7 +42,7 @@ import msgspec
 from ..channels import parse_channel
 from ..marketdata import SymbolInfo
 from .backoff import Action, backoff, policy
-from .errors import ClientError
+from .errors import ClientError, ConnectionClosed, SubscriptionError, _EarlyClose
 from .market import fetch_klines, fetch_symbols, http_base
 from .messages import (
     Account,
@@ -68,6 +68,7 @@ from .messages import (
     Unsubscribed,
     decode,
 )
+from .requests import Reply as _Reply, Request as _Request
 
 
 __all__ = ["ClientError", "ConnectionClosed", "Feed", "SubscriptionError", "connect", "ws_url"]
@@ -76,66 +77,8 @@ logger = logging.getLogger("tickwire.client")
 
 _DATA = (Price, Ticker, Kline, Trade, Depth, Signal, Order, Portfolio, Account)
 _REPLIES = (Subscribed, Unsubscribed, Error, Pong, Authenticated, Subscriptions)
-_Reply = Subscribed | Unsubscribed | Error | Pong | Authenticated | Subscriptions
 _STABLE_AFTER = 2.0
 """Seconds a connection must last before the back-off starts again from its minimum."""
-
-
-class ConnectionClosed(ClientError):
-    """The gateway closed for good (1008, 1009) or refused the handshake.
-
-    Args:
-        code: the WebSocket close code, or the HTTP status of a refused handshake.
-        reason: the close reason or a description.
-    """
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"connection closed ({code}): {reason}" if code else reason)
-        self.code = code
-        self.reason = reason
-
-
-class SubscriptionError(ClientError):
-    """The gateway refused some channels of a ``subscribe``; the others are subscribed."""
-
-    def __init__(self, errors: list[Error]) -> None:
-        text = "; ".join(f"{e.channel or '*'}: {e.code} {e.message}" for e in errors)
-        super().__init__(text)
-        self.errors = errors
-
-
-class _EarlyClose(Exception):
-    """The socket closed before the welcome (e.g. 4029 right after the handshake)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-class _Request:
-    """A client message waiting for ``expected`` direct replies (matched by ``id``)."""
-
-    __slots__ = ("answers", "emit", "expected", "future")
-
-    def __init__(self, expected: int, future: asyncio.Future[list[_Reply]], *, emit: bool) -> None:
-        self.expected = expected
-        self.future = future
-        self.answers: list[_Reply] = []
-        self.emit = emit  # also put replies in the stream (internal requests)
-
-    def add(self, reply: _Reply) -> bool:
-        """Record a reply; True once the request is complete."""
-        self.answers.append(reply)
-        whole = isinstance(reply, Error) and reply.channel is None  # the message itself was refused
-        if whole or len(self.answers) >= self.expected:
-            self.finish()
-            return True
-        return False
-
-    def finish(self) -> None:
-        if not self.future.done():
-            self.future.set_result(self.answers)
 
 
 def ws_url(url: str) -> str:
