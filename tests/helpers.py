@@ -356,7 +356,7 @@ def publish_now(gateway: Gateway, channel: Channel, data: msgspec.Raw) -> int:
 
 
 class Client:
-    """A minimal protocol client written from PROTOCOL.md, for tests."""
+    """A minimal protocol client written from docs/protocol.md, for tests."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, session: aiohttp.ClientSession) -> None:
         self.ws = ws

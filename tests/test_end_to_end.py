@@ -1,4 +1,4 @@
-"""A client written from PROTOCOL.md alone subscribes to every market channel kind
+"""A client written from docs/protocol.md alone subscribes to every market channel kind
 and checks that the data is well-formed and consistent across channels."""
 
 from __future__ import annotations

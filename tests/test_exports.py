@@ -1,4 +1,4 @@
-"""Every module's ``__all__`` names what it defines, and nothing it lacks (STYLE.md A.7)."""
+"""Every module's ``__all__`` names what it defines, and nothing it lacks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A model-based test of the hub (STYLE.md K.41).
+"""A model-based test of the hub.
 
 Random subscribe / unsubscribe / publish / disconnect steps run against the
 real :class:`Hub` (over a recording in-memory bus) and against a

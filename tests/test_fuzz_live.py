@@ -1,5 +1,5 @@
 """Property test: arbitrary frames thrown at a live gateway each get a protocol answer,
-and the connection keeps serving data afterwards (PROTOCOL.md "Errors")."""
+and the connection keeps serving data afterwards (docs/protocol.md, "Errors")."""
 
 from __future__ import annotations
 

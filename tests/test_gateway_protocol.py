@@ -1,4 +1,4 @@
-"""The client protocol of PROTOCOL.md over real sockets, against the default gateway."""
+"""The client protocol of docs/protocol.md over real sockets, against the default gateway."""
 
 from __future__ import annotations
 

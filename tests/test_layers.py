@@ -1,4 +1,4 @@
-"""The layers (README "Layout", docs/core.md), checked on the import statements of every module.
+"""The layers (README "Code map", docs/core.md), checked on the import statements of every module.
 
 Each rule names a layer (module prefixes) and what it must not import
 (module prefixes). Imports are read with :mod:`ast`, so an import inside a

@@ -1,4 +1,4 @@
-"""Market data over HTTP (PROTOCOL.md): /api/v1/klines and /api/v1/symbols over real sockets,
+"""Market data over HTTP (docs/protocol.md): /api/v1/klines and /api/v1/symbols over real sockets,
 for each source (simulated, replay, Binance through a fake, a --role gateway follower), and the
 client library's ``feed.klines()`` / ``feed.symbols()``."""
 

@@ -49,7 +49,7 @@ async def play(records: list[Capture], channels: list[str], speed: float) -> tup
 
 async def test_recorded_session_gives_the_expected_client_output() -> None:
     """Regression: real trade and kline frames (plus the documented ticker/depth examples) in,
-    PROTOCOL.md messages out, compared with a file generated once. Regenerate with
+    the protocol's messages out, compared with a file generated once. Regenerate with
     TICKWIRE_REGENERATE=1 only when a change of output is intended."""
     frames, health = await play(read_capture(SESSION), CHANNELS, speed=25)
     assert health["upstream"]["source"] == "replay" and health["status"] == "ok"

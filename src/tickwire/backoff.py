@@ -2,7 +2,7 @@
 sliding-window connect budget.
 
 Neither reads the clock nor sleeps: the caller passes ``now`` and does the
-waiting, so both are tested without time passing (STYLE.md rule 25).
+waiting, so both are tested without time passing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Channel grammar (PROTOCOL.md "Channels"): parsing, normalization, delivery class.
+"""Channel grammar (docs/protocol.md, "Channels"): parsing, normalization, delivery class.
 
 A channel name is split at its first colon into a kind and an argument.
 Symbols are case-insensitive on input and upper-case on output; a private
@@ -69,7 +69,7 @@ class Kind(enum.StrEnum):
 
 
 class Delivery(enum.Enum):
-    """How a slow client is treated (DESIGN.md "Delivery classes")."""
+    """How a slow client is treated (docs/backpressure.md)."""
 
     LATEST = "latest"  # conflated per client: a slow client gets the newest value
     EVERY = "every"  # bounded queue; overflow closes the client with 4008

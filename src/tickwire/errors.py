@@ -8,7 +8,7 @@
     └── UpstreamError        the exchange misbehaved (bad frame, refused subscribe)
 
 A :class:`ProtocolError` is recoverable: the session answers it with an
-``error`` frame and keeps the connection (PROTOCOL.md "Errors"). Closing is
+``error`` frame and keeps the connection (docs/protocol.md, "Errors"). Closing is
 decided by the session from close codes below, never by the error itself.
 """
 
@@ -28,7 +28,7 @@ __all__ = [
 
 
 class ErrorCode(enum.StrEnum):
-    """The ``code`` of an ``error`` frame (PROTOCOL.md "Errors")."""
+    """The ``code`` of an ``error`` frame (docs/protocol.md, "Errors")."""
 
     INVALID_MESSAGE = "INVALID_MESSAGE"
     UNKNOWN_TYPE = "UNKNOWN_TYPE"
@@ -42,7 +42,7 @@ class ErrorCode(enum.StrEnum):
 
 
 class CloseCode(enum.IntEnum):
-    """WebSocket close codes (PROTOCOL.md "Close codes").
+    """WebSocket close codes (docs/protocol.md, "Close codes").
 
     1001 and 4008 mean "reconnect" (4008 after a longer back-off); 4001 means
     "reconnect only with a new token"; 1008, 1009 and 4029 mean the client

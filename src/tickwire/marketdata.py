@@ -1,4 +1,4 @@
-"""Market data over HTTP (PROTOCOL.md "Market data over HTTP"), pure: types and candle arithmetic.
+"""Market data over HTTP (docs/protocol.md, "Market data over HTTP"), pure: types and candle arithmetic.
 
 ``GET /api/v1/klines`` answers candles in the ``kline`` message's shape
 (:class:`~.protocol.KlineData`); ``GET /api/v1/symbols`` answers

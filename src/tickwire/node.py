@@ -1,6 +1,6 @@
 """The composition root: one node's stats, bus, hub, ingest and source.
 
-Data flows one way through what a node owns (DESIGN.md):
+Data flows one way through what a node owns (docs/core.md):
 ``source -> ingest -> bus -> hub -> sessions``; demand flows back from the
 hub through the bus to the ingest, which opens and closes source streams.
 The HTTP server (:mod:`.server`) serves a node; it builds none of this.

@@ -2,7 +2,7 @@
 
 The loop in :mod:`.feed` asks :func:`policy` what a close code means, then
 takes its delay from the shared pure :func:`tickwire.backoff.backoff`
-(capped, jittered; restarted after every connection that lasted). PROTOCOL.md "Close codes":
+(capped, jittered; restarted after every connection that lasted). docs/protocol.md "Close codes":
 
 ======  ==================================  =====================================
 code    meaning                             the client

@@ -56,7 +56,7 @@ _ALPHABET = string.ascii_lowercase + string.digits
 
 class _WebSocket(web.WebSocketResponse):
     """aiohttp closes an over-size frame with 1009 before the handler sees it;
-    this hook sends PROTOCOL.md's MESSAGE_TOO_LARGE error just before that close."""
+    this hook sends docs/protocol.md's MESSAGE_TOO_LARGE error just before that close."""
 
     on_too_big: Callable[[], None] | None = None
 

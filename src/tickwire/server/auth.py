@@ -1,7 +1,7 @@
 """Client tokens: JWT verification with an explicit algorithm allow-list.
 
 A client proves who it is with a JWT, on the URL (``?token=``) or in an
-``auth`` message (PROTOCOL.md "Auth"); its ``sub`` is the USERID of its
+``auth`` message (docs/protocol.md, "Auth"); its ``sub`` is the USERID of its
 private channels. The rules (docs/security.md):
 
 * Every accepted algorithm is named up front and bound to exactly one key:
@@ -56,7 +56,7 @@ _EC = ("ES256", "ES384", "ES512")
 ALGORITHMS = _HMAC + _RSA + _EC
 """Every algorithm that may be allowed; ``none`` is never one of them."""
 
-_USER = re.compile(r"\S{1,128}")  # PROTOCOL.md: USERID is 1 to 128 characters, no whitespace
+_USER = re.compile(r"\S{1,128}")  # docs/protocol.md: USERID is 1 to 128 characters, no whitespace
 _EC_DEFAULT = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 

@@ -1,4 +1,4 @@
-"""Market data over HTTP (PROTOCOL.md "Market data over HTTP"): candles and symbols from the source.
+"""Market data over HTTP (docs/protocol.md, "Market data over HTTP"): candles and symbols from the source.
 
 ``GET /api/v1/klines?symbol=BTCUSDT&interval=1m&limit=500[&endTime=ms]``
 answers ``{"success":true,"data":[<kline data>, ...]}`` oldest first;

@@ -1,4 +1,4 @@
-"""The publish API: backends push signals and private events (PROTOCOL.md "HTTP endpoints").
+"""The publish API: backends push signals and private events (docs/protocol.md, "HTTP endpoints").
 
 ``POST /api/v1/publish`` takes ``{"channel": ..., "data": {...}}``;
 ``POST /api/v1/publish/batch`` takes ``{"messages": [...]}`` and is all or

@@ -2,7 +2,7 @@
 //
 // It reconnects by itself with a capped, jittered back-off, subscribes again
 // to every remembered channel after a reconnect, follows the close codes of
-// PROTOCOL.md, and checks `seq` per channel (a jump is reported as a gap; a
+// docs/protocol.md, and checks `seq` per channel (a jump is reported as a gap; a
 // snapshot resets the expectation). The page gets plain objects through
 // callbacks; this module never touches the DOM.
 //
