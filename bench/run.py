@@ -1,4 +1,4 @@
-"""The workloads W1..W5 (issue 6) against tickwire and its two peers, and the measurements.
+"""The workloads W1..W5 (issues 6 and 12) against tickwire, the floor and two peers, and the measurements.
 
 Every server under test runs in its own process, fed by the same fake
 upstream schedule (:mod:`bench.feed`); the clients run in separate worker
@@ -30,7 +30,9 @@ __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SERVERS = ("tickwire", "websockets", "node")
+SERVERS = ("tickwire", "floor", "websockets", "node")
+# the floor peer answers the fan-out questions (W1, W2, W4, W5); idle memory (W3) is aiohttp's alone
+SKIP = {"floor": {"W3"}}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,7 +43,9 @@ class Scale:
     w1_rates: tuple[int, ...] = (25, 50, 100, 200, 400, 800, 1600)  # msgs/s on the hot channel
     w2_clients: int = 10_000
     w2_channels: int = 200
-    w2_rates: tuple[int, ...] = (100, 200, 400, 800, 1600)  # msgs/s over all channels
+    # msgs/s over all channels; fine steps below 400 where the one-frame-per-write servers
+    # saturate, so some step lies near half of the floor's saturation (a W2 target)
+    w2_rates: tuple[int, ...] = (50, 100, 150, 200, 300, 400, 800, 1600)
     w3_levels: tuple[int, ...] = (1000, 5000, 10_000, 19_000)
     w4_clients: int = 1000
     w4_rate: int = 400
@@ -56,7 +60,7 @@ class Scale:
         if not quick:
             return cls(quick=False)
         return cls(
-            quick=True, w1_clients=100, w1_rates=(100, 800), w2_clients=300, w2_channels=20,
+            quick=True, w1_clients=100, w1_rates=(50, 100, 800), w2_clients=300, w2_channels=20,
             w2_rates=(200, 800), w3_levels=(100, 300), w4_clients=100, w4_rate=200, w4_seconds=1.5,
             w5_clients=100, step=0.7, warmup=0.2, workers=1,
         )  # fmt: skip
@@ -132,6 +136,7 @@ class Step:
     p999: float | None
     samples: int
     msg_rate: float
+    rate: float = 0.0  # the feed's nominal messages/s: the same steps for every server
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -173,7 +178,7 @@ def measure(
         ratio=delivered / offered if offered else 0.0,
         cpu_us=(cpu1 - cpu0) * 1e6 / delivered if delivered else None,
         p50=pct(lat, 0.5), p99=pct(lat, 0.99), p999=pct(lat, 0.999), samples=len(lat),
-        msg_rate=(pub1 - pub0) / elapsed,
+        msg_rate=(pub1 - pub0) / elapsed, rate=rate,
     )  # fmt: skip
 
 
@@ -263,6 +268,7 @@ def w1(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     """1,000 clients on one hot channel, ~200-byte messages, rate ramp to saturation."""
     specs = [["trades:S000USDT"]] * scale.w1_clients
     server = Server(kind.removesuffix("-1f"))
+    server.kind = kind  # the label in the log; the process is tickwire's
     # subs_per_msg=0: every connected client gets every message
     return _ramp_workload(
         server, workers, scale, specs, scale.w1_rates, channels=1, subs_per_msg=0, sample_every=10,
@@ -415,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default=os.environ.get("BENCH_SERVERS", ",".join(SERVERS)))
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", str(HERE)), help="where RESULTS.md goes")
     parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
+    parser.add_argument(
+        "--profile", action="store_true", default=os.environ.get("BENCH_PROFILE") == "1",
+        help="also sample tickwire and the floor with py-spy at W1 50k (PROFILE.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # asyncio treats any non-empty PYTHONASYNCIODEBUG (the Makefile exports "0") as debug mode,
     # which slows every loop several-fold: the processes measured here run without it
@@ -435,12 +445,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in only:
             log(f"{name}: {WORKLOADS[name].__doc__}")
-            kinds = list(servers)
-            if name == "W1" and "tickwire" in servers:
-                kinds.insert(1, "tickwire-1f")
+            kinds = [k for k in servers if name not in SKIP.get(k, ())]
+            if name == "W1" and "tickwire" in kinds:
+                kinds.insert(kinds.index("tickwire") + 1, "tickwire-1f")
             results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}
             Path(args.out).mkdir(parents=True, exist_ok=True)
             (Path(args.out) / "results.partial.json").write_text(json.dumps(results))
+        if args.profile:
+            from .pyspy import profile_servers
+
+            kinds = [k for k in ("tickwire", "floor") if k in servers]
+            profile_servers(workers, Path(args.out), kinds, scale.w1_clients, quick=scale.quick)
     finally:
         workers.exit()
     env["duration_s"] = round(time.monotonic() - started, 1)
