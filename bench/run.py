@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,20 @@ class Step:
         return self.__dict__.copy()
 
 
+Subs = float | list[int]
+"""Subscribers per message: one figure (W1), or per channel index (W2: popularity is skewed)."""
+
+
+def _per_msg(subs: Subs, first: int = 0, end: int = 0) -> float:
+    """Mean subscribers of messages ``first`` to ``end`` (round-robin over the channels)."""
+    if not isinstance(subs, list):
+        return subs
+    # a step of a few seconds covers only part of a rotation over 200 channels, and where it
+    # starts decides whether it hits the popular ones: count the channels actually published to
+    hit = [subs[i % len(subs)] for i in range(first, end)]
+    return sum(hit) / len(hit) if hit else sum(subs) / len(subs)
+
+
 def drain(workers: Workers, limit: float = 15.0) -> None:
     """Wait until the clients stop receiving (the server caught up)."""
     deadline = time.monotonic() + limit
@@ -156,7 +171,7 @@ def drain(workers: Workers, limit: float = 15.0) -> None:
 
 
 def measure(
-    server: Server, workers: Workers, scale: Scale, *, rate: float, channels: int, subs_per_msg: float,
+    server: Server, workers: Workers, scale: Scale, *, rate: float, channels: int, subs_per_msg: Subs,
     kind: str = "trade", spread: bool = False, seconds: float | None = None,
 ) -> Step:  # fmt: skip
     server.cmd(cmd="feed", rate=rate, channels=channels, kind=kind, spread=spread)
@@ -170,7 +185,7 @@ def measure(
     elapsed = t1 - t0
     delivered = res["frames"]
     # offered at the nominal rate: a feed that cannot keep its rate (tickwire-1f) is saturated
-    offered = rate * elapsed * subs_per_msg
+    offered = rate * elapsed * _per_msg(subs_per_msg, pub0, pub1)
     lat = [v / 1000 for v in res["lat"]]
     return Step(
         offered_rate=offered / elapsed,
@@ -184,7 +199,7 @@ def measure(
 
 def ramp(
     server: Server, workers: Workers, scale: Scale, rates: tuple[int, ...], *, channels: int,
-    subs_per_msg: float, reconnect: Callable[[], object], spread: bool = False,
+    subs_per_msg: Subs, reconnect: Callable[[], object], spread: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Steps up the rate until the server falls behind; then one step at half of saturation."""
     steps: list[Step] = []
@@ -202,7 +217,7 @@ def ramp(
     # and the peers hold seconds of backlog: the half-saturation step gets fresh connections
     workers.close()
     reconnect()
-    half_rate = 0.5 * best.delivered_rate / subs_per_msg
+    half_rate = 0.5 * best.delivered_rate / _per_msg(subs_per_msg)
     half = measure(
         server, workers, scale, rate=half_rate, channels=channels, subs_per_msg=subs_per_msg, spread=spread
     )
@@ -244,7 +259,7 @@ def _ramp_workload(
     rates: tuple[int, ...],
     *,
     channels: int,
-    subs_per_msg: float,
+    subs_per_msg: Subs,
     sample_every: int,
     spread: bool = False,
 ) -> dict[str, Any]:
@@ -293,7 +308,8 @@ def w2_specs(scale: Scale) -> list[list[str]]:
 def w2(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     """10,000 clients over 200 channels with skewed popularity, 5-20 channels each."""
     specs = w2_specs(scale)
-    subs_per_msg = sum(len(s) for s in specs) / scale.w2_channels
+    per_channel = Counter(channel for spec in specs for channel in spec)
+    subs_per_msg = [per_channel[f"trades:S{c:03d}USDT"] for c in range(scale.w2_channels)]
     return _ramp_workload(
         Server(kind), workers, scale, specs, scale.w2_rates, channels=scale.w2_channels,
         subs_per_msg=subs_per_msg, sample_every=20,
