@@ -4,12 +4,14 @@ Layout:
 
 * :mod:`bench.feed`: the fake upstream, a fixed-rate schedule of messages
   stamped with their event time, the same in every server under test.
-* :mod:`bench.servers`: one process per server under test (tickwire, and
-  the ``websockets`` peer), driven over stdin/stdout by the harness;
-  ``peers/node/server.js`` is the Node.js ``ws`` peer speaking the same
-  control protocol.
+* :mod:`bench.servers`: one process per server under test (tickwire, the
+  floor peer of :mod:`bench.floor`, and the ``websockets`` peer), driven over
+  stdin/stdout by the harness; ``peers/node/server.js`` is the Node.js ``ws``
+  peer speaking the same control protocol.
 * :mod:`bench.loadgen`: client processes (picows) that connect, subscribe,
   count deliveries and sample latency.
 * :mod:`bench.run`: the workloads W1..W5 and the measurements;
-  :mod:`bench.report` writes ``RESULTS.md`` and the plots.
+  :mod:`bench.report` writes ``RESULTS.md`` and the plots, judging the
+  issue's targets with :mod:`bench.targets`; :mod:`bench.pyspy` writes
+  ``PROFILE.md`` (``--profile``).
 """

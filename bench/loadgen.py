@@ -63,7 +63,7 @@ class Conn(WSListener):
                     j = data.find(b",", i)
                     self.lat.append(int(now * 1e6) - int(data[i + 5 : j]))
         elif frame.msg_type is WSMsgType.CLOSE:
-            self.closed = frame.get_close_code() or 1005
+            self.closed = int(frame.get_close_code() or 1005)
 
 
 def _small_rcvbuf(parsed: Any) -> socket.socket:

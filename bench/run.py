@@ -1,4 +1,4 @@
-"""The workloads W1..W5 (issue 6) against tickwire and its two peers, and the measurements.
+"""The workloads W1..W5 (issues 6 and 12) against tickwire, the floor and two peers, and the measurements.
 
 Every server under test runs in its own process, fed by the same fake
 upstream schedule (:mod:`bench.feed`); the clients run in separate worker
@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SERVERS = ("tickwire", "websockets", "node")
+SERVERS = ("tickwire", "floor", "websockets", "node")
+# the floor peer answers the fan-out questions (W1, W2, W4, W5); idle memory (W3) is aiohttp's alone
+SKIP = {"floor": {"W3"}}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,7 +44,9 @@ class Scale:
     w1_rates: tuple[int, ...] = (25, 50, 100, 200, 400, 800, 1600)  # msgs/s on the hot channel
     w2_clients: int = 10_000
     w2_channels: int = 200
-    w2_rates: tuple[int, ...] = (100, 200, 400, 800, 1600)  # msgs/s over all channels
+    # msgs/s over all channels; fine steps below 400 where the one-frame-per-write servers
+    # saturate, so some step lies near half of the floor's saturation (a W2 target)
+    w2_rates: tuple[int, ...] = (50, 100, 150, 200, 300, 400, 800, 1600)
     w3_levels: tuple[int, ...] = (1000, 5000, 10_000, 19_000)
     w4_clients: int = 1000
     w4_rate: int = 400
@@ -56,7 +61,7 @@ class Scale:
         if not quick:
             return cls(quick=False)
         return cls(
-            quick=True, w1_clients=100, w1_rates=(100, 800), w2_clients=300, w2_channels=20,
+            quick=True, w1_clients=100, w1_rates=(50, 100, 800), w2_clients=300, w2_channels=20,
             w2_rates=(200, 800), w3_levels=(100, 300), w4_clients=100, w4_rate=200, w4_seconds=1.5,
             w5_clients=100, step=0.7, warmup=0.2, workers=1,
         )  # fmt: skip
@@ -132,10 +137,25 @@ class Step:
     p999: float | None
     samples: int
     msg_rate: float
+    rate: float = 0.0  # the feed's nominal messages/s: the same steps for every server
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+Subs = float | list[int]
+"""Subscribers per message: one figure (W1), or per channel index (W2: popularity is skewed)."""
+
+
+def _per_msg(subs: Subs, first: int = 0, end: int = 0) -> float:
+    """Mean subscribers of messages ``first`` to ``end`` (round-robin over the channels)."""
+    if not isinstance(subs, list):
+        return subs
+    # a step of a few seconds covers only part of a rotation over 200 channels, and where it
+    # starts decides whether it hits the popular ones: count the channels actually published to
+    hit = [subs[i % len(subs)] for i in range(first, end)]
+    return sum(hit) / len(hit) if hit else sum(subs) / len(subs)
 
 
 def drain(workers: Workers, limit: float = 15.0) -> None:
@@ -151,7 +171,7 @@ def drain(workers: Workers, limit: float = 15.0) -> None:
 
 
 def measure(
-    server: Server, workers: Workers, scale: Scale, *, rate: float, channels: int, subs_per_msg: float,
+    server: Server, workers: Workers, scale: Scale, *, rate: float, channels: int, subs_per_msg: Subs,
     kind: str = "trade", spread: bool = False, seconds: float | None = None,
 ) -> Step:  # fmt: skip
     server.cmd(cmd="feed", rate=rate, channels=channels, kind=kind, spread=spread)
@@ -165,7 +185,7 @@ def measure(
     elapsed = t1 - t0
     delivered = res["frames"]
     # offered at the nominal rate: a feed that cannot keep its rate (tickwire-1f) is saturated
-    offered = rate * elapsed * subs_per_msg
+    offered = rate * elapsed * _per_msg(subs_per_msg, pub0, pub1)
     lat = [v / 1000 for v in res["lat"]]
     return Step(
         offered_rate=offered / elapsed,
@@ -173,13 +193,13 @@ def measure(
         ratio=delivered / offered if offered else 0.0,
         cpu_us=(cpu1 - cpu0) * 1e6 / delivered if delivered else None,
         p50=pct(lat, 0.5), p99=pct(lat, 0.99), p999=pct(lat, 0.999), samples=len(lat),
-        msg_rate=(pub1 - pub0) / elapsed,
+        msg_rate=(pub1 - pub0) / elapsed, rate=rate,
     )  # fmt: skip
 
 
 def ramp(
     server: Server, workers: Workers, scale: Scale, rates: tuple[int, ...], *, channels: int,
-    subs_per_msg: float, reconnect: Callable[[], object], spread: bool = False,
+    subs_per_msg: Subs, reconnect: Callable[[], object], spread: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Steps up the rate until the server falls behind; then one step at half of saturation."""
     steps: list[Step] = []
@@ -197,7 +217,7 @@ def ramp(
     # and the peers hold seconds of backlog: the half-saturation step gets fresh connections
     workers.close()
     reconnect()
-    half_rate = 0.5 * best.delivered_rate / subs_per_msg
+    half_rate = 0.5 * best.delivered_rate / _per_msg(subs_per_msg)
     half = measure(
         server, workers, scale, rate=half_rate, channels=channels, subs_per_msg=subs_per_msg, spread=spread
     )
@@ -239,7 +259,7 @@ def _ramp_workload(
     rates: tuple[int, ...],
     *,
     channels: int,
-    subs_per_msg: float,
+    subs_per_msg: Subs,
     sample_every: int,
     spread: bool = False,
 ) -> dict[str, Any]:
@@ -263,6 +283,7 @@ def w1(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     """1,000 clients on one hot channel, ~200-byte messages, rate ramp to saturation."""
     specs = [["trades:S000USDT"]] * scale.w1_clients
     server = Server(kind.removesuffix("-1f"))
+    server.kind = kind  # the label in the log; the process is tickwire's
     # subs_per_msg=0: every connected client gets every message
     return _ramp_workload(
         server, workers, scale, specs, scale.w1_rates, channels=1, subs_per_msg=0, sample_every=10,
@@ -287,7 +308,8 @@ def w2_specs(scale: Scale) -> list[list[str]]:
 def w2(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
     """10,000 clients over 200 channels with skewed popularity, 5-20 channels each."""
     specs = w2_specs(scale)
-    subs_per_msg = sum(len(s) for s in specs) / scale.w2_channels
+    per_channel = Counter(channel for spec in specs for channel in spec)
+    subs_per_msg = [per_channel[f"trades:S{c:03d}USDT"] for c in range(scale.w2_channels)]
     return _ramp_workload(
         Server(kind), workers, scale, specs, scale.w2_rates, channels=scale.w2_channels,
         subs_per_msg=subs_per_msg, sample_every=20,
@@ -415,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default=os.environ.get("BENCH_SERVERS", ",".join(SERVERS)))
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", str(HERE)), help="where RESULTS.md goes")
     parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
+    parser.add_argument(
+        "--profile", action="store_true", default=os.environ.get("BENCH_PROFILE") == "1",
+        help="also sample tickwire and the floor with py-spy at W1 50k (PROFILE.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # asyncio treats any non-empty PYTHONASYNCIODEBUG (the Makefile exports "0") as debug mode,
     # which slows every loop several-fold: the processes measured here run without it
@@ -435,12 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in only:
             log(f"{name}: {WORKLOADS[name].__doc__}")
-            kinds = list(servers)
-            if name == "W1" and "tickwire" in servers:
-                kinds.insert(1, "tickwire-1f")
+            kinds = [k for k in servers if name not in SKIP.get(k, ())]
+            if name == "W1" and "tickwire" in kinds:
+                kinds.insert(kinds.index("tickwire") + 1, "tickwire-1f")
             results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}
             Path(args.out).mkdir(parents=True, exist_ok=True)
             (Path(args.out) / "results.partial.json").write_text(json.dumps(results))
+        if args.profile:
+            from .pyspy import profile_servers
+
+            kinds = [k for k in ("tickwire", "floor") if k in servers]
+            profile_servers(workers, Path(args.out), kinds, scale.w1_clients, quick=scale.quick)
     finally:
         workers.exit()
     env["duration_s"] = round(time.monotonic() - started, 1)

@@ -1,4 +1,4 @@
-"""Servers under test, one process each: ``python -m bench.servers tickwire|websockets``.
+"""Servers under test, one process each: ``python -m bench.servers tickwire|floor|websockets``.
 
 Control protocol (the Node peer speaks it too): the process prints one JSON
 line ``{"port": N}`` once it listens on 127.0.0.1, then answers each JSON
@@ -21,6 +21,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
+
+from tickwire.events import Ticker, Trade
 
 from .feed import Feed, symbol
 
@@ -54,6 +56,18 @@ def price_json(channel_index: int, seq: int, us: int) -> dict[str, Any]:
         "data": {"price": 97523.45, "change24h": 2345.67, "changePercent24h": 2.47, "high24h": 98000.0,
                  "low24h": 95000.0, "volume24h": 12345.678, "timestamp": us // 1000},
     }  # fmt: skip
+
+
+def make_event(kind: str, index: int, us: int) -> Trade | Ticker:
+    """The event of channel ``index`` due at ``us``: a trade or a ticker (``price:`` channels)."""
+    sym = symbol(index)
+    if kind == "trade":
+        return Trade(symbol=sym, id=us, price=_PRICE, quantity=_QTY, buyer_taker=True, event_time=us // 1000)
+    return Ticker(
+        symbol=sym, price=_PRICE, open=_PRICE, high=_PRICE, low=_PRICE, change=_QTY, change_percent=_QTY,
+        volume=_QTY, quote_volume=_QTY, trades=1, bid=_PRICE, bid_qty=_QTY, ask=_PRICE, ask_qty=_QTY,
+        event_time=us // 1000,
+    )  # fmt: skip
 
 
 async def control(feed: Feed, port: int, extra: Callable[[], dict[str, Any]], kind: list[str]) -> None:
@@ -92,26 +106,12 @@ async def serve_tickwire() -> None:
     from aiohttp import web
 
     from tickwire.config import Settings
-    from tickwire.events import Ticker, Trade
     from tickwire.server import Gateway
 
     from .source import BenchSource
 
     kind = ["trade"]
-
-    def make_event(index: int, us: int) -> Trade | Ticker:
-        sym = symbol(index)
-        if kind[0] == "trade":
-            return Trade(
-                symbol=sym, id=us, price=_PRICE, quantity=_QTY, buyer_taker=True, event_time=us // 1000
-            )
-        return Ticker(
-            symbol=sym, price=_PRICE, open=_PRICE, high=_PRICE, low=_PRICE, change=_QTY, change_percent=_QTY,
-            volume=_QTY, quote_volume=_QTY, trades=1, bid=_PRICE, bid_qty=_QTY, ask=_PRICE, ask_qty=_QTY,
-            event_time=us // 1000,
-        )  # fmt: skip
-
-    source = BenchSource(make_event)
+    source = BenchSource(lambda index, us: make_event(kind[0], index, us))
     settings = Settings(host="127.0.0.1", port=0, ping_interval=60.0)
     gateway = Gateway(settings, source=source)
     runner = web.AppRunner(gateway.app, handle_signals=False, access_log=None)
@@ -155,7 +155,9 @@ async def serve_websockets() -> None:
                     for channel in msg["channels"]:
                         subs.setdefault(channel, set()).add(ws)
                         mine.append(channel)
-                        await ws.send(json.dumps({"type": "subscribed", "channel": channel}))
+                        await ws.send(
+                            json.dumps({"type": "subscribed", "channel": channel}, separators=(",", ":"))
+                        )
         except ConnectionClosed:
             pass
         finally:
@@ -184,7 +186,12 @@ def main() -> None:
     import uvloop
 
     which = sys.argv[1]
-    uvloop.run(serve_tickwire() if which == "tickwire" else serve_websockets())
+    if which == "floor":
+        from .floor import serve_floor
+
+        uvloop.run(serve_floor())
+    else:
+        uvloop.run(serve_tickwire() if which == "tickwire" else serve_websockets())
 
 
 if __name__ == "__main__":
