@@ -38,7 +38,7 @@ class Conn(WSListener):
         self.acks = 0
         self.last = 0.0
         self.now = 0.0
-        self.closed = 0
+        self.closed: int = 0  # the close code (picows gives a WSCloseCode, an int enum)
         self.transport: WSTransport | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -63,7 +63,7 @@ class Conn(WSListener):
                     j = data.find(b",", i)
                     self.lat.append(int(now * 1e6) - int(data[i + 5 : j]))
         elif frame.msg_type is WSMsgType.CLOSE:
-            self.closed = int(frame.get_close_code() or 1005)
+            self.closed = frame.get_close_code() or 1005  # type: ignore[assignment]
 
 
 def _small_rcvbuf(parsed: Any) -> socket.socket:
