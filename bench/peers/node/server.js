@@ -57,7 +57,7 @@ function send(n, scheduled) {
 function tick() {
   if (rate > 0) {
     const due = Math.floor(((performance.now() - t0) / 1000) * rate) - done;
-    if (due > 0) send(due, true);
+    if (due > 0) send(Math.min(due, Math.max(100, Math.floor(rate * 0.05))), true); // at most 50 ms of schedule per tick, as bench/feed.py
   }
   setTimeout(tick, 1);
 }
