@@ -11,6 +11,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from tickwire.bus.memory import MemoryBus
 from tickwire.channels import Channel
 from tickwire.errors import ErrorCode, ProtocolError
@@ -117,11 +119,11 @@ async def test_expiry_timer_closes_and_renewal_moves_it() -> None:
     await session.cleanup()
 
 
-async def test_far_expiry_is_rechecked_not_fired_early() -> None:
+async def test_far_expiry_is_rechecked_not_fired_early(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0]
     transport = FakeTransport(stalled=True)
     session = _session(Hub(MemoryBus(), clock_ms=lambda: now[0]), transport, clock_ms=lambda: now[0])
-    session._MAX_TIMER = 0.01
+    monkeypatch.setattr(Session, "_MAX_TIMER", 0.01)
     session.set_identity(Identity("alice", 10**15))
     await asyncio.sleep(0.05)  # under test: several timer periods pass, none closes
     assert transport.closed is None and session._expiry is not None

@@ -1,0 +1,59 @@
+"""An upgraded connection keeps only what a WebSocket needs, and still works in full.
+
+The gateway drops aiohttp's HTTP/1 parser and empty request queue after the
+upgrade and keeps its close hook in a slot (docs/fanout.md, "Memory"). These
+reach into aiohttp's internals, so this test pins both the memory effect and
+that reading, heartbeats, errors and the close handshake still work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from tickwire.server.app import _WebSocket, _WsTransport
+
+from .helpers import Client, eventually, running_gateway
+
+
+async def test_upgraded_connections_drop_the_http_parser_and_keep_working() -> None:
+    async with running_gateway(ping_interval=0.3) as running, Client.connect(running.ws_url) as client:
+        await eventually(lambda: len(running.gateway.sessions) == 1, what="the session")
+        session = next(iter(running.gateway.sessions))
+        transport = session._transport
+        assert isinstance(transport, _WsTransport)
+        protocol = transport._protocol
+        assert protocol._parser is None and len(protocol._messages) == 0
+        ws = transport._ws
+        assert isinstance(ws, _WebSocket) and "on_too_big" not in vars(ws)  # a slot, not a dict key
+        # the connection still reads client frames, answers, streams data and survives heartbeats
+        answers = await client.subscribe("price:BTCUSDT")
+        assert answers[0]["type"] == "subscribed"
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.0  # three heartbeat periods; the client pongs while it reads
+        prices = 0
+        while loop.time() < until:
+            msg = await client.recv()
+            prices += msg["type"] == "price"
+        assert prices > 0
+        await client.send({"type": "ping", "id": 7})
+        pong = await client.recv_until(lambda m: m["type"] == "pong")
+        assert pong["id"] == 7
+        await client.send("{not json")
+        error = await client.recv_until(lambda m: m["type"] == "error")
+        assert error["code"] == "INVALID_MESSAGE"
+        await client.ws.close()
+        assert client.ws.close_code == 1000
+    await eventually(lambda: not running.gateway.sessions, what="the session's cleanup")
+
+
+async def test_an_oversize_frame_still_gets_its_error_and_1009() -> None:
+    async with running_gateway(max_message_size=1024) as running, Client.connect(running.ws_url) as client:
+        await client.send(json.dumps({"type": "ping", "pad": "x" * 4000}))
+        error = await client.recv()
+        assert error["code"] == "MESSAGE_TOO_LARGE"
+        msg = await client.ws.receive()
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert client.ws.close_code == 1009
