@@ -177,6 +177,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.FULL if self.stalled else self.buffered
 
+    def writer(self) -> Callable[[bytes], object] | None:
+        return None if self.closed is not None else self.write
+
     def set_write_buffer_limits(self, high: int) -> None:
         self.high = high
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -180,9 +181,12 @@ async def test_flusher_cancel_forgets_pending_sessions() -> None:
     flushed: list[int] = []
 
     class Probe:
-        def flush(self) -> int:
+        def take(self) -> tuple[Callable[[bytes], object], bytes]:
             flushed.append(1)
-            return 10
+            return (lambda data: None), b"x" * 10
+
+        def written(self) -> None:
+            return None
 
     counts: list[tuple[int, int]] = []
     flusher = Flusher(on_flush=lambda writes, nbytes: counts.append((writes, nbytes)))

@@ -20,6 +20,7 @@ Theory of operation (docs/fanout.md, "The write path"):
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -27,8 +28,11 @@ __all__ = ["Flushable", "Flusher"]
 
 
 class Flushable(Protocol):
-    def flush(self) -> int:
-        """Write everything pending in one write; returns the bytes written."""
+    def take(self) -> tuple[Callable[[bytes], object], bytes] | None:
+        """The write to call and everything pending as one ``bytes``; None when nothing is to be written."""
+
+    def written(self) -> None:
+        """After the write: check the transport's flow control."""
 
 
 class Flusher:
@@ -58,14 +62,23 @@ class Flusher:
                 self._handle = loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write every marked session now."""
+        """Write every marked session now.
+
+        Three passes: take every outbox, write them all, then check flow control.
+        The middle pass is a tight loop of system calls, as in the floor; with the
+        bookkeeping between the writes each ``send`` measured ~30 % slower.
+        """
         self._handle = None
         marked, self._marked = self._marked, []
+        pending = [taken for taken in map(_take, marked) if taken is not None]
         nbytes = 0
+        for write, data in pending:
+            write(data)
+            nbytes += len(data)
         for session in marked:
-            nbytes += session.flush()
-        if self._on_flush is not None and marked:
-            self._on_flush(len(marked), nbytes)
+            session.written()
+        if self._on_flush is not None and pending:
+            self._on_flush(len(pending), nbytes)
 
     def cancel(self) -> None:
         """Forget the pending flush (the node is stopping)."""
@@ -73,6 +86,10 @@ class Flusher:
             self._handle.cancel()
             self._handle = None
         self._marked.clear()
+
+
+def _take(session: Flushable) -> tuple[Callable[[bytes], object], bytes] | None:
+    return session.take()
 
 
 class _OnFlush(Protocol):

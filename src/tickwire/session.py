@@ -65,6 +65,9 @@ class Transport(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def writer(self) -> Callable[[bytes], object] | None:
+        """The socket's own write (for a tight loop of writes), or None while it cannot take data."""
+
     def set_write_buffer_limits(self, high: int) -> None:
         """Report ``writing_paused`` once more than ``high`` bytes wait in the buffer."""
 
@@ -233,18 +236,31 @@ class Session:
         """Begin writing: the transport pauses us over ``high_water`` buffered bytes."""
         self._transport.set_write_buffer_limits(self._limits.high_water)
 
-    def flush(self) -> int:
-        """Write everything pending in one ``write`` (the flusher calls this); returns the bytes."""
+    def take(self) -> tuple[Callable[[bytes], object], bytes] | None:
+        """For the flusher: the socket's write and everything pending, or None."""
         self._marked = False
         if self.closed or self._parked is not None or not self._outbox:
-            return 0
-        data = self._outbox.take()
-        transport = self._transport
-        transport.write(data)
-        if transport.writing_paused:
+            return None
+        write = self._transport.writer()
+        if write is None:  # closing: the reader sees it and cleans up
+            return None
+        return write, self._outbox.take()
+
+    def written(self) -> None:
+        """For the flusher, after the write: park while the transport is over its high-water mark."""
+        if self._parked is None and not self.closed and self._transport.writing_paused:
             self._parked = asyncio.get_running_loop().create_task(
                 self._wait_writable(), name=f"parked-{self.client_id}"
             )
+
+    def flush(self) -> int:
+        """Write everything pending now, in one ``write``; returns the bytes written."""
+        taken = self.take()
+        if taken is None:
+            return 0
+        write, data = taken
+        write(data)
+        self.written()
         return len(data)
 
     async def _wait_writable(self) -> None:

@@ -111,6 +111,12 @@ class _WsTransport:
         if transport is not None and not transport.is_closing() and not self._ws.closed:
             transport.write(data)
 
+    def writer(self) -> Callable[[bytes], object] | None:
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._ws.closed:
+            return None
+        return transport.write
+
     def set_write_buffer_limits(self, high: int) -> None:
         if self._transport is not None:
             self._transport.set_write_buffer_limits(high=high)
