@@ -13,7 +13,7 @@ import json
 
 import aiohttp
 
-from tickwire.server.app import _WebSocket, _WsTransport
+from tickwire.server.ws import WebSocket, WsTransport
 
 from .helpers import Client, eventually, running_gateway
 
@@ -23,11 +23,11 @@ async def test_upgraded_connections_drop_the_http_parser_and_keep_working() -> N
         await eventually(lambda: len(running.gateway.sessions) == 1, what="the session")
         session = next(iter(running.gateway.sessions))
         transport = session._transport
-        assert isinstance(transport, _WsTransport)
+        assert isinstance(transport, WsTransport)
         protocol = transport._protocol
         assert protocol._parser is None and len(protocol._messages) == 0
         ws = transport._ws
-        assert isinstance(ws, _WebSocket) and "on_too_big" not in vars(ws)  # a slot, not a dict key
+        assert isinstance(ws, WebSocket) and "on_too_big" not in vars(ws)  # a slot, not a dict key
         # the connection still reads client frames, answers, streams data and survives heartbeats
         answers = await client.subscribe("price:BTCUSDT")
         assert answers[0]["type"] == "subscribed"

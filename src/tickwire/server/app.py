@@ -21,7 +21,6 @@ import signal
 import socket
 import string
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -45,6 +44,7 @@ from .market import add_market_routes
 from .metrics import CONTENT_TYPE, Metrics
 from .publish import ApiKeys, PublishApi
 from .workers import run_workers
+from .ws import WebSocket, WsTransport, release_http_state
 
 
 __all__ = ["CannotListen", "Gateway", "run", "serve"]
@@ -52,96 +52,6 @@ __all__ = ["CannotListen", "Gateway", "run", "serve"]
 logger = logging.getLogger("tickwire.server")
 
 _ALPHABET = string.ascii_lowercase + string.digits
-
-
-class _WebSocket(web.WebSocketResponse):
-    """aiohttp closes an over-size frame with 1009 before the handler sees it;
-    this hook sends docs/protocol.md's MESSAGE_TOO_LARGE error just before that close."""
-
-    # a slot, not an instance attribute: one attribute more in the instance dict makes
-    # CPython 3.11 give every WebSocket a private 1.6 KB dict instead of the shared one
-    __slots__ = ("on_too_big",)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.on_too_big: Callable[[], None] | None = None
-
-    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
-        if code == CloseCode.MESSAGE_TOO_BIG and self.on_too_big is not None:
-            hook, self.on_too_big = self.on_too_big, None
-            hook()
-        return await super().close(code=code, message=message, drain=drain)
-
-
-def _release_http_state(request: web.Request) -> None:
-    """Free what an upgraded connection never uses again: aiohttp's HTTP/1 parser and
-    its (empty) request queue, about 2.4 KB per connection (docs/fanout.md, "Memory")."""
-    protocol = request.protocol
-    if protocol is None or not protocol._upgraded:
-        return
-    protocol._parser = None  # aiohttp only needs it again if the upgrade is declined
-    if not protocol._messages:
-        protocol._messages = ()  # type: ignore[assignment]  # only len()-tested once upgraded
-
-
-class _WsTransport:
-    """Adapts an aiohttp WebSocket to :class:`session.Transport`.
-
-    Data frames are written to the TCP transport directly (they are framed
-    once by the hub); aiohttp keeps the handshake, reading, pings and close.
-    Flow control is the transport's own: over the high-water mark it pauses
-    the protocol (``writing_paused``), and ``drain`` waits for its resume.
-    """
-
-    __slots__ = ("_closing", "_protocol", "_request", "_tasks", "_transport", "_ws", "closing_task")
-
-    def __init__(
-        self, ws: web.WebSocketResponse, request: web.Request, tasks: set[asyncio.Task[Any]]
-    ) -> None:
-        self._ws = ws
-        self._request = request
-        self._transport = request.transport  # set once the handshake is done
-        self._protocol = request.protocol
-        self._tasks = tasks
-        self._closing = False
-        self.closing_task: asyncio.Task[Any] | None = None  # our close handshake, once started
-
-    def write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing() and not self._ws.closed:
-            transport.write(data)
-
-    def writer(self) -> Callable[[bytes], object] | None:
-        transport = self._transport
-        if transport is None or transport.is_closing() or self._ws.closed:
-            return None
-        return transport.write
-
-    def set_write_buffer_limits(self, high: int) -> None:
-        if self._transport is not None:
-            self._transport.set_write_buffer_limits(high=high)
-
-    @property
-    def writing_paused(self) -> bool:
-        return self._protocol.writing_paused
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes waiting in the socket buffer (stats and tests; not on the write path)."""
-        return self._transport.get_write_buffer_size() if self._transport is not None else 0
-
-    async def drain(self) -> None:
-        await self._request.writer.drain()
-
-    def close(self, code: int, reason: str) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        task = asyncio.get_running_loop().create_task(
-            self._ws.close(code=code, message=reason.encode()[:120])
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        self.closing_task = task
 
 
 class Gateway:
@@ -290,7 +200,7 @@ class Gateway:
 
     async def _connection(self, request: web.Request, address: str) -> web.StreamResponse:
         s = self.settings
-        ws = _WebSocket(
+        ws = WebSocket(
             heartbeat=s.ping_interval,
             max_msg_size=s.max_message_size,
             compress=False,
@@ -298,8 +208,8 @@ class Gateway:
         if self.shutting_down:
             raise web.HTTPServiceUnavailable(text="shutting down")
         await ws.prepare(request)
-        _release_http_state(request)
-        transport = _WsTransport(ws, request, self._tasks)
+        release_http_state(request)
+        transport = WsTransport(ws, request, self._tasks)
         session = Session(
             self._client_id(),
             transport,
