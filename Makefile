@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e . --group dev || \
 	  $(BIN)/pip install -q -e . "pytest>=8.0" "pytest-asyncio>=0.24" "pytest-timeout>=2.3" \
-	    "hypothesis>=6.100" "picows>=2.0" "playwright>=1.45" "redis>=5.0" "mypy>=1.10" "ruff>=0.6"
+	    "hypothesis>=6.100" "picows>=2.0" "py-spy>=0.3.14" "playwright>=1.45" "redis>=5.0" "mypy>=1.10" "ruff>=0.6"
 	touch $(STAMP)
 
 run: $(STAMP)
