@@ -177,16 +177,16 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.FULL if self.stalled else self.buffered
 
-    def writer(self) -> Callable[[bytes], object] | None:
-        return None if self.closed is not None else self.write
-
-    def set_write_buffer_limits(self, high: int) -> None:
-        self.high = high
-
     @property
-    def writing_paused(self) -> bool:
-        """Like an asyncio transport: paused once the buffer is over the high-water mark."""
-        return self.stalled or self.buffered > self.high
+    def socket(self) -> FakeTransport:
+        return self  # the fake is its own byte stream
+
+    def is_closing(self) -> bool:
+        return self.closed is not None
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is not None:
+            self.high = high
 
     async def drain(self) -> None:
         while self.stalled or self.buffered:

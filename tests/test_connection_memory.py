@@ -24,7 +24,7 @@ async def test_upgraded_connections_drop_the_http_parser_and_keep_working() -> N
         session = next(iter(running.gateway.sessions))
         transport = session._transport
         assert isinstance(transport, WsTransport)
-        protocol = transport._protocol
+        protocol = transport._request.protocol
         assert protocol._parser is None and len(protocol._messages) == 0
         ws = transport._ws
         assert isinstance(ws, WebSocket) and "on_too_big" not in vars(ws)  # a slot, not a dict key

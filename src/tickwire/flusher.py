@@ -12,27 +12,35 @@ Theory of operation (docs/fanout.md, "The write path"):
   the first mark instead: frames are held at most that long and written
   together, fewer system calls for a little latency (Centrifugo's
   ``client.write_delay``).
-* A session whose socket buffer is over the high-water mark is parked by
-  the session itself until its transport says it can take more; a parked
-  session is skipped here and marks itself again when it resumes.
+* After the writes, a session whose socket buffer is over its high-water
+  mark is parked until the socket drains; a parked session is skipped here
+  and marks itself again when it resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 
 __all__ = ["Flushable", "Flusher"]
 
 
-class Flushable(Protocol):
-    def take(self) -> tuple[Callable[[bytes], object], bytes] | None:
-        """The write to call and everything pending as one ``bytes``; None when nothing is to be written."""
+class _Socket(Protocol):
+    def write(self, data: bytes) -> None: ...
 
-    def written(self) -> None:
-        """After the write: check the transport's flow control."""
+    def get_write_buffer_size(self) -> int: ...
+
+
+class Flushable(Protocol):
+    high_water: int
+    """Bytes buffered in the socket past which the session parks."""
+
+    def take(self) -> tuple[_Socket, bytes] | None:
+        """The socket and everything pending as one ``bytes``; None when nothing is to be written."""
+
+    def park(self) -> None:
+        """The socket's buffer is over the high-water mark: stop writing until it drains."""
 
 
 class Flusher:
@@ -64,19 +72,27 @@ class Flusher:
     def flush(self) -> None:
         """Write every marked session now.
 
-        Three passes: take every outbox, write them all, then check flow control.
-        The middle pass is a tight loop of system calls, as in the floor; with the
-        bookkeeping between the writes each ``send`` measured ~30 % slower.
+        Three passes: take every outbox, write them all, then check each socket's
+        buffer. The middle pass is a tight loop of the sockets' own ``write``, as in
+        the floor; with our bookkeeping between the writes each ``send`` measured
+        ~30 % slower.
         """
         self._handle = None
         marked, self._marked = self._marked, []
-        pending = [taken for taken in map(_take, marked) if taken is not None]
-        nbytes = 0
-        for write, data in pending:
-            write(data)
-            nbytes += len(data)
+        sessions: list[Flushable] = []
+        pending: list[tuple[_Socket, bytes]] = []
         for session in marked:
-            session.written()
+            taken = session.take()
+            if taken is not None:
+                sessions.append(session)
+                pending.append(taken)
+        nbytes = 0
+        for socket, data in pending:
+            socket.write(data)
+            nbytes += len(data)
+        for session, (socket, _) in zip(sessions, pending, strict=True):
+            if socket.get_write_buffer_size() > session.high_water:
+                session.park()
         if self._on_flush is not None and pending:
             self._on_flush(len(pending), nbytes)
 
@@ -86,10 +102,6 @@ class Flusher:
             self._handle.cancel()
             self._handle = None
         self._marked.clear()
-
-
-def _take(session: Flushable) -> tuple[Callable[[bytes], object], bytes] | None:
-    return session.take()
 
 
 class _OnFlush(Protocol):

@@ -60,23 +60,31 @@ __all__ = ["Identity", "Limits", "Session", "Transport"]
 logger = logging.getLogger("tickwire.session")
 
 
-class Transport(Protocol):
-    """The socket under a session (an aiohttp WebSocket in the server)."""
+class Socket(Protocol):
+    """The byte stream under a WebSocket (an asyncio transport): the flusher calls these
+    C methods directly, once per write, with no Python frame of ours in between."""
 
     def write(self, data: bytes) -> None: ...
 
-    def writer(self) -> Callable[[bytes], object] | None:
-        """The socket's own write (for a tight loop of writes), or None while it cannot take data."""
+    def is_closing(self) -> bool: ...
 
-    def set_write_buffer_limits(self, high: int) -> None:
-        """Report ``writing_paused`` once more than ``high`` bytes wait in the buffer."""
+    def get_write_buffer_size(self) -> int: ...
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+
+class Transport(Protocol):
+    """A session's connection (an aiohttp WebSocket in the server)."""
 
     @property
-    def writing_paused(self) -> bool:
-        """The buffer went over the high-water mark and has not drained yet."""
+    def socket(self) -> Socket:
+        """The byte stream data frames are written to."""
+
+    def write(self, data: bytes) -> None:
+        """Write now, unless the connection is closing (shutdown, the 1009 error)."""
 
     async def drain(self) -> None:
-        """Return once the buffer has drained (writing is no longer paused)."""
+        """Return once the socket's buffer is under its low-water mark again."""
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -140,9 +148,30 @@ class Session:
 
     # slots: less memory per idle connection, and faster attribute reads on the fan-out path
     __slots__ = (
-        "_authenticate", "_bucket", "_clock", "_clock_ms", "_expiry", "_flusher", "_hub", "_limits",
-        "_marked", "_outbox", "_parked", "_queue_final", "_queue_latest", "_stats", "_transport",
-        "_validate", "_violations", "client_id", "close_code", "close_reason", "closed", "identity",
+        "_authenticate",
+        "_bucket",
+        "_clock",
+        "_clock_ms",
+        "_expiry",
+        "_flusher",
+        "_hub",
+        "_limits",
+        "_marked",
+        "_outbox",
+        "_parked",
+        "_queue_final",
+        "_queue_latest",
+        "_socket",
+        "_stats",
+        "_transport",
+        "_validate",
+        "_violations",
+        "client_id",
+        "close_code",
+        "close_reason",
+        "closed",
+        "high_water",
+        "identity",
         "subscriptions",
     )  # fmt: skip
 
@@ -182,6 +211,8 @@ class Session:
         self._queue_latest = self._outbox.push_latest
         self._queue_final = self._outbox.push_final
         self._flusher = flusher if flusher is not None else Flusher()
+        self._socket: Socket | None = None  # set by start()
+        self.high_water = limits.high_water  # bytes buffered in the socket before we park
         self._marked = False  # in the flusher's list for its next flush
         self._parked: asyncio.Task[None] | None = None  # waits for the socket to drain
         self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
@@ -233,22 +264,23 @@ class Session:
         return self._outbox.queued
 
     def start(self) -> None:
-        """Begin writing: the transport pauses us over ``high_water`` buffered bytes."""
-        self._transport.set_write_buffer_limits(self._limits.high_water)
+        """Begin writing: the socket pauses its protocol over ``high_water`` buffered bytes."""
+        self._socket = self._transport.socket
+        self._socket.set_write_buffer_limits(high=self.high_water)
 
-    def take(self) -> tuple[Callable[[bytes], object], bytes] | None:
-        """For the flusher: the socket's write and everything pending, or None."""
+    def take(self) -> tuple[Socket, bytes] | None:
+        """For the flusher: the socket and everything pending as one ``bytes``, or None."""
         self._marked = False
         if self.closed or self._parked is not None or not self._outbox:
             return None
-        write = self._transport.writer()
-        if write is None:  # closing: the reader sees it and cleans up
+        socket = self._socket
+        if socket is None or socket.is_closing():  # the reader sees the close and cleans up
             return None
-        return write, self._outbox.take()
+        return socket, self._outbox.take()
 
-    def written(self) -> None:
-        """For the flusher, after the write: park while the transport is over its high-water mark."""
-        if self._parked is None and not self.closed and self._transport.writing_paused:
+    def park(self) -> None:
+        """For the flusher: the socket's buffer is over the high-water mark; wait for it."""
+        if self._parked is None and not self.closed:
             self._parked = asyncio.get_running_loop().create_task(
                 self._wait_writable(), name=f"parked-{self.client_id}"
             )
@@ -258,9 +290,10 @@ class Session:
         taken = self.take()
         if taken is None:
             return 0
-        write, data = taken
-        write(data)
-        self.written()
+        socket, data = taken
+        socket.write(data)
+        if socket.get_write_buffer_size() > self.high_water:
+            self.park()
         return len(data)
 
     async def _wait_writable(self) -> None:

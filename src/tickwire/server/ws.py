@@ -50,45 +50,37 @@ class WsTransport:
 
     Data frames are written to the TCP transport directly (they are framed
     once by the hub); aiohttp keeps the handshake, reading, pings and close.
-    Flow control is the transport's own: over the high-water mark it pauses
-    the protocol (``writing_paused``), and ``drain`` waits for its resume.
+    The session writes through :attr:`socket`, the asyncio transport itself;
+    over the high-water mark it pauses aiohttp's protocol, and ``drain``
+    waits for the resume.
     """
 
-    __slots__ = ("_closing", "_protocol", "_request", "_tasks", "_transport", "_ws", "closing_task")
+    __slots__ = ("_closing", "_request", "_tasks", "_transport", "_ws", "closing_task")
 
     def __init__(
         self, ws: web.WebSocketResponse, request: web.Request, tasks: set[asyncio.Task[Any]]
     ) -> None:
         self._ws = ws
         self._request = request
-        self._transport = request.transport  # set once the handshake is done
-        self._protocol = request.protocol
+        transport = request.transport
+        if transport is None:  # lost during the handshake
+            raise ConnectionResetError("connection lost during the WebSocket handshake")
+        self._transport: asyncio.Transport = transport
         self._tasks = tasks
         self._closing = False
         self.closing_task: asyncio.Task[Any] | None = None  # our close handshake, once started
 
-    def write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing() and not self._ws.closed:
-            transport.write(data)
-
-    def writer(self) -> Callable[[bytes], object] | None:
-        transport = self._transport
-        if transport is None or transport.is_closing() or self._ws.closed:
-            return None
-        return transport.write
-
-    def set_write_buffer_limits(self, high: int) -> None:
-        if self._transport is not None:
-            self._transport.set_write_buffer_limits(high=high)
-
     @property
-    def writing_paused(self) -> bool:
-        return self._protocol.writing_paused
+    def socket(self) -> asyncio.Transport:
+        return self._transport
+
+    def write(self, data: bytes) -> None:
+        if not self._transport.is_closing() and not self._ws.closed:
+            self._transport.write(data)
 
     def get_write_buffer_size(self) -> int:
-        """Bytes waiting in the socket buffer (stats and tests; not on the write path)."""
-        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+        """Bytes waiting in the socket buffer (stats and tests)."""
+        return self._transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         await self._request.writer.drain()
