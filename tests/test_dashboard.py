@@ -10,13 +10,14 @@ import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
 from tickwire.channels import parse_channel
 
 from .fake_binance import binance_gateway
-from .helpers import Running, publish_now, running_gateway
+from .helpers import Running, eventually, publish_now, running_gateway
 
 
 pytestmark = pytest.mark.browser
@@ -198,6 +199,95 @@ async def test_lowercase_subscriptions_stay_removed_after_reload(running: Runnin
     await chart_history(page, "klines:ETHUSDT:1m")
     chips = await page.eval_on_selector_all("#subscriptions li", "ls => ls.map(l => l.dataset.channel)")
     assert chips == ["klines:ETHUSDT:1m"]
+    assert errors == [], errors
+    await ctx.close()
+
+
+def held(running: Running) -> set[str] | None:
+    """The channels the page's WebSocket session holds on the gateway (None unless just one)."""
+    sessions = list(running.gateway.sessions)
+    return set(sessions[0].subscriptions) if len(sessions) == 1 else None
+
+
+async def active_klines_are(running: Running, want: set[str]) -> bool:
+    """Whether /api/v1/ws/stats lists exactly ``want`` as the active klines channels."""
+    async with aiohttp.ClientSession() as http, http.get(running.url + "/api/v1/ws/stats") as resp:
+        body = await resp.json()
+    return {c for c in body["data"]["activeChannels"] if c.startswith("klines:")} == want
+
+
+def chip(channel: str, reasons: str | None = None) -> str:
+    """The selector of a subscription chip; ``reasons`` as in its data-reasons ("user chart")."""
+    return f"#subscriptions li[data-channel='{channel}']" + (f"[data-reasons='{reasons}']" if reasons else "")
+
+
+async def test_chart_switch_keeps_the_users_own_subscription(running: Running, browser: Any) -> None:
+    ctx, page, errors = await open_page(browser, running.url + "/?channels=")
+    one, three, five = (f"klines:BTCUSDT:{interval}" for interval in ("1m", "3m", "5m"))
+    await chart_history(page, one)
+    await page.wait_for_selector(chip(one, "chart"), timeout=WAIT_MS)
+    assert (
+        await page.locator(f"{chip(one)} button.remove").count() == 0
+    )  # the chart's alone: no remove button
+    assert held(running) == {one}
+
+    # the user subscribes by hand to the channel the chart shows: now both want it
+    await page.fill("#channel", one)
+    await page.press("#channel", "Enter")
+    await page.wait_for_selector(chip(one, "user chart"), timeout=WAIT_MS)
+
+    # the chart moves on: the user's subscription stays, listed and held by the gateway...
+    await page.select_option("#chart-interval", "5m")
+    await chart_history(page, five)
+    await page.wait_for_selector(chip(five, "chart"), timeout=WAIT_MS)
+    await page.wait_for_selector(chip(one, "user"), timeout=WAIT_MS)
+    await eventually(lambda: held(running) == {one, five}, what="1m (the user's) and 5m (the chart's) held")
+    # ...and still receiving: its row in the channel panel moves on
+    seq = "#channel-stats tr[data-channel='klines:BTCUSDT:1m'] .col-seq"
+    await page.wait_for_selector(seq, timeout=WAIT_MS)
+    first = await page.text_content(seq)
+    await page.wait_for_function(
+        "([sel, t]) => { const s = document.querySelector(sel); return s && +s.textContent > +t; }",
+        arg=[seq, first if first != "-" else "0"],
+        timeout=WAIT_MS,
+    )
+
+    # back and forth, as fast as the pickers go: nothing leaks, the user's channel is never let go
+    for interval in ("3m", "1m", "5m", "1m", "3m", "5m", "3m"):
+        await page.select_option("#chart-interval", interval)
+    await page.select_option("#chart-symbol", "ETHUSDT")
+    await page.select_option("#chart-symbol", "BTCUSDT")
+    await chart_history(page, three)
+    await eventually(lambda: held(running) == {one, three}, what="no chart channel left behind")
+    await eventually(
+        lambda: active_klines_are(running, {one, three}), what="/api/v1/ws/stats: 1m and 3m only"
+    )
+    chips = await page.eval_on_selector_all(
+        "#subscriptions li", "ls => ls.map(l => [l.dataset.channel, l.dataset.reasons])"
+    )
+    assert sorted(chips) == [[one, "user"], [three, "chart"]]
+    log = await page.text_content("#log") or ""
+    assert f"unsubscribed {one}" not in log
+
+    # the user lets go of the channel the chart shows again: the chart keeps it
+    await page.select_option("#chart-interval", "1m")
+    await chart_history(page, one)
+    await page.click(f"{chip(one, 'user chart')} button.remove")
+    await page.wait_for_selector(chip(one, "chart"), timeout=WAIT_MS)
+    await eventually(lambda: held(running) == {one}, what="1m held for the chart alone")
+    # and once the chart leaves it too, nobody wants it
+    await page.select_option("#chart-interval", "5m")
+    await chart_history(page, five)
+    await page.wait_for_selector(chip(one), state="detached", timeout=WAIT_MS)
+    await eventually(lambda: held(running) == {five}, what="1m let go")
+    assert await page.evaluate("JSON.parse(localStorage.getItem('tickwire.channels'))") == []
+
+    # the chart's pick is saved apart from the user's list
+    await page.goto(running.url + "/")
+    await page.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=WAIT_MS)
+    await chart_history(page, five)
+    await page.wait_for_selector(chip(five, "chart"), timeout=WAIT_MS)
+    await eventually(lambda: held(running) == {five}, what="the saved chart pick alone")
     assert errors == [], errors
     await ctx.close()
 

@@ -8,8 +8,20 @@
 //
 // The chart shows `klines:SYMBOL:INTERVAL` of its two pickers: history from
 // /api/v1/klines first, then live candles from the channel, which the chart
-// subscribes to itself (and leaves when it switches). Symbols come from
-// /api/v1/symbols, so the pickers list what the source really has.
+// subscribes to itself. It opens on the first klines channel of `?channels=`,
+// else on its last pick (saved apart from the list), else on BTCUSDT 1m.
+// Symbols come from /api/v1/symbols, so the pickers list what the source has.
+//
+// Why a channel is subscribed: the user's list (`userChannels`: what was typed
+// in the box or named on load, by the canonical names of the acks to those
+// subscribes, which the feed hands back tagged USER) and the chart's channel
+// are two separate reasons; the socket holds their union. Switching the chart
+// drops only the chart's reason and removing a chip only the user's; a channel
+// is unsubscribed when no reason is left. So a channel both want stays
+// subscribed, and listed, whichever of them lets go first. A chip the chart
+// alone holds says "chart" and has no ×: switching the chart leaves it. Should
+// a reason come back while an unsubscribe is on its way, the ack of that
+// unsubscribe subscribes again: the socket always converges on the union.
 
 import { CandleChart } from "./chart.js";
 import { Feed } from "./feed.js";
@@ -19,6 +31,7 @@ import {
 
 const DEFAULT_CHANNELS = ["price:BTCUSDT", "price:ETHUSDT", "ticker:SOLUSDT", "depth:BTCUSDT", "trades:BTCUSDT"];
 const DEFAULT_CHART = ["BTCUSDT", "1m"];
+const USER = "user"; // the tag of the user's own subscribes
 const HISTORY = 500; // candles fetched when the chart opens
 const SUGGESTED = 60; // symbols offered in the subscribe box
 const $ = (id) => document.getElementById(id);
@@ -30,40 +43,60 @@ const tape = new TradeTape($("tape"));
 const log = new Log($("log"));
 const channelTable = new ChannelTable($("channel-stats"));
 const stale = new Map(); // channel -> {reason, since}
+const userChannels = new Set(); // the user's list: canonical names
 let health = null;
 let chartRequest = 0;
+
+function loadSaved(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key));
+  } catch {
+    return null; // nothing saved, or private mode
+  }
+}
 
 function initialChannels() {
   const query = new URLSearchParams(window.location.search);
   if (query.has("channels")) return query.get("channels").split(",").map((c) => c.trim()).filter(Boolean);
-  try {
-    const saved = JSON.parse(localStorage.getItem("tickwire.channels"));
-    if (Array.isArray(saved)) return saved.filter((c) => typeof c === "string");
-  } catch { /* no saved set */ }
-  return DEFAULT_CHANNELS;
+  const saved = loadSaved("tickwire.channels");
+  return Array.isArray(saved) ? saved.filter((c) => typeof c === "string") : DEFAULT_CHANNELS;
 }
 
-// the chart opens on the first klines channel asked for, else on the default
-function initialChart(names) {
+function firstKlines(names) {
   for (const name of names) {
     const [kind, symbol, interval] = name.split(":");
     if (kind === "klines" && symbol && interval) return [symbol.toUpperCase(), interval];
   }
-  return DEFAULT_CHART;
+  return null;
+}
+
+function initialChart(names) {
+  const asked = new URLSearchParams(window.location.search).has("channels") && firstKlines(names);
+  const saved = loadSaved("tickwire.chart");
+  const pick = Array.isArray(saved) && saved.length === 2 && saved.every((s) => typeof s === "string") && saved;
+  // firstKlines of a saved list: one saved before the chart's pick had a key of its own,
+  // when the list held the chart's channel too (it is on the user's list now)
+  return asked || pick || firstKlines(names) || DEFAULT_CHART;
 }
 
 function saveChannels() {
   try {
-    localStorage.setItem("tickwire.channels", JSON.stringify([...feed.channels]));
+    localStorage.setItem("tickwire.channels", JSON.stringify([...userChannels]));
+  } catch { /* private mode */ }
+}
+
+function saveChart(symbol, interval) {
+  try {
+    localStorage.setItem("tickwire.chart", JSON.stringify([symbol, interval]));
   } catch { /* private mode */ }
 }
 
 // --- the connection ----------------------------------------------------------------
 
 const feed = new Feed({
-  onMessage: (msg) => {
+  onMessage: (msg, tag) => {
     try {
-      handle(msg);
+      handle(msg, tag);
     } catch (err) {
       log.add("error", String(err.message || err));
     }
@@ -99,25 +132,31 @@ function showConnection({ state, code, reason, delay }) {
 
 // --- messages -----------------------------------------------------------------------
 
-function handle(msg) {
+// tag: USER when msg answers one of the user's own subscribes
+function handle(msg, tag) {
   const logData = $("log-data").checked;
   switch (msg.type) {
     case "connected":
       log.add("connected", `as ${msg.clientId}`, msg.authenticated ? `user ${msg.userId}` : "anonymous");
       break;
     case "subscribed":
-      addChip(msg.channel);
+      if (tag === USER) {
+        userChannels.add(msg.channel);
+        saveChannels();
+      }
+      showChip(msg.channel);
       log.add("subscribed", msg.channel);
-      saveChannels();
       break;
     case "unsubscribed":
-      dropChannel(msg.channel);
+      unsubscribed(msg.channel, msg.reason);
       log.add("unsubscribed", msg.channel, msg.reason);
-      saveChannels();
       break;
     case "error":
       log.add("error", `${msg.code}: ${msg.message}`, msg.channel);
-      if (msg.channel) removeChip(msg.channel);
+      if (msg.channel) {
+        if (userChannels.delete(msg.channel)) saveChannels(); // refused: not on the list
+        removeChip(msg.channel);
+      }
       break;
     case "status":
       if (msg.status === "stale") stale.set(msg.channel, { reason: msg.reason || "stale", since: Date.now() });
@@ -161,19 +200,61 @@ function handle(msg) {
 
 // --- subscriptions ----------------------------------------------------------------
 
-function addChip(channel) {
+// the chip of a subscribed channel, made or redone in place: its reasons in data-reasons
+// ("user", "chart"); a × unless the chart alone holds the channel
+function showChip(channel) {
   const list = $("subscriptions");
-  if ([...list.children].some((li) => li.dataset.channel === channel)) return;
+  const old = [...list.children].find((li) => li.dataset.channel === channel);
   const chip = el("li", "chip");
   chip.dataset.channel = channel;
-  const remove = el("button", "remove", "×");
-  remove.type = "button";
-  remove.title = `unsubscribe ${channel}`;
-  remove.setAttribute("aria-label", `unsubscribe ${channel}`);
-  remove.addEventListener("click", () => feed.unsubscribe([channel]));
-  chip.append(el("span", "", channel), remove);
-  list.appendChild(chip);
-  if (channel.startsWith("depth:")) refreshDepthChoices();
+  const charted = channel === chart.channel;
+  chip.dataset.reasons = [userChannels.has(channel) && "user", charted && "chart"].filter(Boolean).join(" ");
+  chip.append(el("span", "", channel));
+  if (charted) {
+    const mark = el("span", "mark", "chart");
+    mark.title = "the chart shows this channel: it stays subscribed while the chart does";
+    chip.append(mark);
+  }
+  if (!charted || userChannels.has(channel)) {
+    const remove = el("button", "remove", "×");
+    remove.type = "button";
+    remove.title = `unsubscribe ${channel}`;
+    remove.setAttribute("aria-label", `unsubscribe ${channel}`);
+    remove.addEventListener("click", () => leave(channel));
+    chip.append(remove);
+  }
+  if (old) old.replaceWith(chip);
+  else list.appendChild(chip);
+  if (!old && channel.startsWith("depth:")) refreshDepthChoices();
+}
+
+// a chip's ×: the user's reason goes; the socket lets go only if the chart does not show it
+function leave(channel) {
+  if (userChannels.delete(channel)) saveChannels();
+  if (channel === chart.channel) showChip(channel);
+  else feed.unsubscribe([channel]);
+}
+
+// the chart's reason goes: the socket lets go only if the user's list does not have it
+// (nor will have it: the user's subscribe of it may still be waiting for its ack)
+function release(channel) {
+  if (userChannels.has(channel)) showChip(channel);
+  else if (!feed.asking(channel, USER)) feed.unsubscribe([channel]);
+}
+
+function unsubscribed(channel, reason) {
+  if (reason) {
+    // the server ended it (a new identity, say): off the user's list too
+    if (userChannels.delete(channel)) saveChannels();
+  } else if (userChannels.has(channel) || channel === chart.channel) {
+    // the ack of our own unsubscribe, but a reason came back meanwhile: subscribe again
+    // (unless that reason's subscribe is on its way already)
+    dropChannel(channel);
+    if (!feed.asking(channel, undefined) && !feed.asking(channel, USER)) feed.subscribe([channel]);
+    return;
+  }
+  dropChannel(channel);
+  if (channel === chart.channel) chart.setNote(`not live: the chart's channel was ended (${reason})`);
 }
 
 function removeChip(channel) {
@@ -185,7 +266,6 @@ function dropChannel(channel) {
   prices.remove(channel);
   stale.delete(channel);
   showStale();
-  if (channel === chart.channel) chart.setNote("not live: the chart's channel was unsubscribed");
   if (channel === ladder.channel) selectDepth([...feed.channels].find((c) => c.startsWith("depth:")) || null);
   refreshDepthChoices();
 }
@@ -196,7 +276,7 @@ $("subscribe-form").addEventListener("submit", (event) => {
   const names = input.value.split(/[\s,]+/).filter(Boolean);
   if (!names.length) return;
   if (!feed.connected) log.add("status", "not connected: the channels are sent when the connection opens");
-  feed.subscribe(names);
+  feed.subscribe(names, USER);
   input.value = "";
 });
 
@@ -215,11 +295,13 @@ async function selectChart(symbol, interval) {
   const previous = chart.channel;
   const request = ++chartRequest;
   chart.reset(channel, "loading history…");
+  saveChart(symbol, interval);
   ensureOption($("chart-symbol"), symbol);
   $("chart-symbol").value = symbol;
   $("chart-interval").value = interval;
-  if (previous) feed.unsubscribe([previous]);
-  feed.subscribe([channel]);
+  if (previous) release(previous);
+  if (feed.channels.has(channel)) showChip(channel); // held for the user already: now for both
+  else feed.subscribe([channel]);
   const query = new URLSearchParams({ symbol, interval, limit: String(HISTORY) });
   try {
     const response = await fetch(`/api/v1/klines?${query}`, { cache: "no-store" });
@@ -348,11 +430,9 @@ function showChannels() {
 }
 
 const channels = initialChannels();
-const [chartSymbol, chartInterval] = initialChart(channels);
-const isChart = (name) => name.toUpperCase() === `KLINES:${chartSymbol}:${chartInterval}`.toUpperCase();
 selectDepth(null);
-feed.subscribe(channels.filter((c) => !isChart(c)));
-selectChart(chartSymbol, chartInterval);
+selectChart(...initialChart(channels));
+feed.subscribe(channels, USER); // all of them the user's, the chart's channel too if named
 feed.connect();
 loadSymbols();
 poll();

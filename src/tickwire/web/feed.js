@@ -12,6 +12,12 @@
 // answered, and is never stored. A JSON `ping` every `pingEvery` ms gives the
 // round-trip time; `channelStats` counts messages, seq gaps and the time of
 // the last message per channel.
+//
+// A subscribe may carry a `tag` (any value; the page says who asked): the
+// `subscribed` and `error` replies to it are handed to `onMessage(msg, tag)`,
+// so the page learns the canonical name of what it asked for. The feed itself
+// gives tags no meaning; a tagged name keeps its tag while it waits for a
+// connection. Re-subscribes after a reconnect are untagged.
 
 const CLOSE_POLICY = {
   1001: "soon", // server restarting
@@ -39,8 +45,8 @@ export class Feed {
     this.longDelay = longDelay;
     this.pingEvery = pingEvery;
     this.channels = new Set(); // remembered subscriptions: canonical names from the acks
-    this.pending = new Set(); // names asked for while not connected, as given
-    this.inflight = new Map(); // subscribe id -> {names, answers}
+    this.pending = new Map(); // name asked for while not connected, as given -> tag
+    this.inflight = new Map(); // subscribe id -> {names, answers, tag}
     this.pings = new Map(); // ping id -> sent at (performance.now())
     this.lastSeq = new Map();
     this.channelStats = new Map(); // channel -> {count, gaps, missed, lastAt, seq}
@@ -66,15 +72,26 @@ export class Feed {
     this.ws = ws;
     ws.onopen = () => {
       this.openedAt = Date.now();
-      const names = [...new Set([...this.channels, ...this.pending])];
-      this.pending.clear();
-      if (names.length) this.sendSubscribe(names);
+      this.resubscribe();
       this.ping();
       clearInterval(this.pinger);
       this.pinger = setInterval(() => this.ping(), this.pingEvery);
     };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => this.closed(ws, event.code, event.reason);
+  }
+
+  // on open: the remembered channels, untagged, and what waited, with its tag
+  resubscribe() {
+    const batches = new Map(); // tag -> names
+    const add = (name, tag) => {
+      if (!batches.has(tag)) batches.set(tag, []);
+      batches.get(tag).push(name);
+    };
+    for (const name of this.channels) if (!this.pending.has(name)) add(name, undefined);
+    for (const [name, tag] of this.pending) add(name, tag);
+    this.pending.clear();
+    for (const [tag, names] of batches) this.sendSubscribe(names, tag);
   }
 
   disconnect() {
@@ -90,14 +107,23 @@ export class Feed {
     else if (this.wanted && !this.ws) this.connect();
   }
 
-  subscribe(names) {
-    if (this.connected) this.sendSubscribe(names);
-    else names.forEach((n) => this.pending.add(n));
+  subscribe(names, tag) {
+    if (this.connected) this.sendSubscribe(names, tag);
+    else {
+      // a name asked for twice keeps the tag it was given, if any
+      for (const n of names) if (tag !== undefined || !this.pending.has(n)) this.pending.set(n, tag);
+    }
   }
 
-  sendSubscribe(names) {
+  // whether a subscribe with this tag names `name` (as given) and is not answered yet
+  asking(name, tag) {
+    if (this.pending.has(name) && this.pending.get(name) === tag) return true;
+    return [...this.inflight.values()].some((r) => r.tag === tag && r.names.includes(name));
+  }
+
+  sendSubscribe(names, tag) {
     const id = this.nextId++;
-    this.inflight.set(id, { names, answers: 0 });
+    this.inflight.set(id, { names, answers: 0, tag });
     this.send({ type: "subscribe", channels: names, id });
   }
 
@@ -122,13 +148,14 @@ export class Feed {
     this.ws.send(JSON.stringify(msg));
   }
 
-  // a reply to one of our subscribes: once all its channels are answered, it is done
+  // a reply to one of our subscribes: once all its channels are answered, it is done; returns its tag
   answered(msg) {
     const request = this.inflight.get(msg.id);
-    if (!request) return;
+    if (!request) return undefined;
     request.answers += 1;
     const whole = msg.type === "error" && !msg.channel; // the message itself was refused
     if (whole || request.answers >= request.names.length) this.inflight.delete(msg.id);
+    return request.tag;
   }
 
   receive(text) {
@@ -144,7 +171,8 @@ export class Feed {
       this.pings.delete(msg.id);
       return; // our own heartbeat: not a message for the page
     }
-    if (msg.type === "subscribed" || (msg.type === "error" && msg.id !== undefined)) this.answered(msg);
+    let tag;
+    if (msg.type === "subscribed" || (msg.type === "error" && msg.id !== undefined)) tag = this.answered(msg);
     if (msg.type === "subscribed") this.channels.add(msg.channel);
     if (msg.type === "unsubscribed") this.channels.delete(msg.channel);
     if (msg.type === "error" && msg.channel) this.channels.delete(msg.channel); // refused: forget it
@@ -153,7 +181,7 @@ export class Feed {
       if (!this.channels.has(msg.channel)) return; // arrived before our unsubscribe was acknowledged
       this.count(msg);
     }
-    this.onMessage(msg);
+    this.onMessage(msg, tag);
   }
 
   count(msg) {
@@ -179,8 +207,11 @@ export class Feed {
     this.ws = null;
     clearInterval(this.pinger);
     this.pings.clear();
-    // names sent but not answered are asked for again on the next connection
-    for (const { names } of this.inflight.values()) names.forEach((n) => this.channels.has(n) || this.pending.add(n));
+    // names sent but not answered are asked for again on the next connection (a tagged
+    // one even if already held: its tag is news to the page)
+    for (const { names, tag } of this.inflight.values()) {
+      for (const n of names) if (tag !== undefined || !this.channels.has(n)) this.pending.set(n, tag);
+    }
     this.inflight.clear();
     if (!this.wanted) {
       this.onState({ state: "disconnected", code, reason });
