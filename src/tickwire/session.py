@@ -12,13 +12,13 @@ Theory of operation:
   latest frame so per-channel ``seq`` order holds, and at most ``max_queue``
   frames that must be delivered wait. One more closes the client with 4008
   (docs/backpressure.md).
-* The flusher calls :meth:`Session.flush` once per loop iteration (or per
-  write delay): everything pending goes out in one ``write`` (coalescing).
-  When the transport reports its buffer over the high-water mark
-  (``writing_paused``), the session parks: it waits in one small task for
-  the transport to drain and is skipped by the flusher meanwhile; latest
-  values keep conflating and final frames queue up to ``max_queue``. Only
-  parked clients have a task.
+* The flusher takes each marked session's pending frames once per loop
+  iteration (or per write delay, :meth:`Session.take`) and writes them in
+  one ``write`` (coalescing). When the socket's buffer is then over the
+  high-water mark, the session parks (:meth:`Session.park`): it waits in
+  one small task for the socket to drain and is skipped by the flusher
+  meanwhile; latest values keep conflating and final frames queue up to
+  ``max_queue``. Only parked clients have a task.
 * Memory per client is bounded by ``max_queue`` final frames, one frame per
   subscribed channel, and the transport's high-water mark.
 """
