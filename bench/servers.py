@@ -112,7 +112,9 @@ async def serve_tickwire() -> None:
 
     kind = ["trade"]
     source = BenchSource(lambda index, us: make_event(kind[0], index, us))
-    settings = Settings(host="127.0.0.1", port=0, ping_interval=60.0)
+    # BENCH_WRITE_DELAY_MS: the write-delay trade-off docs/fanout.md reports
+    delay = float(os.environ.get("BENCH_WRITE_DELAY_MS", "0"))
+    settings = Settings(host="127.0.0.1", port=0, ping_interval=60.0, write_delay_ms=delay)
     gateway = Gateway(settings, source=source)
     runner = web.AppRunner(gateway.app, handle_signals=False, access_log=None)
     await runner.setup()
