@@ -285,17 +285,6 @@ class Session:
                 self._wait_writable(), name=f"parked-{self.client_id}"
             )
 
-    def flush(self) -> int:
-        """Write everything pending now, in one ``write``; returns the bytes written."""
-        taken = self.take()
-        if taken is None:
-            return 0
-        socket, data = taken
-        socket.write(data)
-        if socket.get_write_buffer_size() > self.high_water:
-            self.park()
-        return len(data)
-
     async def _wait_writable(self) -> None:
         """Parked: the socket buffer is full. Resume when the transport has drained."""
         try:
