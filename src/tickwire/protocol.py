@@ -11,7 +11,6 @@ straight to bytes once per message: the hub reuses them for every subscriber.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import msgspec
 
@@ -225,8 +224,3 @@ def encode_publication(
 def as_snapshot(frame: bytes) -> bytes:
     """The same data frame marked ``"snapshot": true`` (docs/protocol.md, subscribe)."""
     return b'{"snapshot":true,' + frame[1:]
-
-
-def decode_any(frame: bytes | str) -> Any:
-    """Decode any JSON frame (for tests, tools and the client)."""
-    return _json_decoder.decode(frame)

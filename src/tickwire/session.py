@@ -224,7 +224,7 @@ class Session:
             return
         if self._queue_latest(channel, frame):
             self._stats.count_conflated()
-        elif not self._marked and self._parked is None:
+        elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
             self._flusher.mark(self)
 
@@ -233,7 +233,7 @@ class Session:
             return
         if not self._queue_final(channel, frame):
             self._overflow()
-        elif not self._marked and self._parked is None:
+        elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
             self._flusher.mark(self)
 
@@ -250,7 +250,12 @@ class Session:
             return
         if not self._outbox.push_control(text_frame(payload)):
             self._overflow()
-        elif not self._marked and self._parked is None:
+        else:
+            self._mark()
+
+    def _mark(self) -> None:
+        """Ask the flusher for a write in its next flush (unless asked already or parked)."""
+        if not self._marked and self._parked is None:
             self._marked = True
             self._flusher.mark(self)
 
@@ -292,9 +297,8 @@ class Session:
         except ConnectionError:
             return  # the server's reader sees the close and cleans up
         self._parked = None
-        if self._outbox and not self.closed and not self._marked:
-            self._marked = True
-            self._flusher.mark(self)
+        if self._outbox and not self.closed:
+            self._mark()
 
     def close(self, code: int, reason: str) -> None:
         """Stop queueing and close the socket; the server then calls :meth:`cleanup`."""

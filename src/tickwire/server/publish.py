@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from aiohttp import web
@@ -119,8 +120,20 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True):
     messages: list[_Message]
 
 
+_T = TypeVar("_T")
+
 _decode_one = msgspec.json.Decoder(_Message).decode
 _decode_batch = msgspec.json.Decoder(_Batch).decode
+
+
+def _decode(decode: Callable[[bytes], _T], body: bytes, shape: str) -> _T:
+    """``decode(body)``, or the 400 that says what the body must look like."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        raise _bad(f"body must be {shape}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise _bad(f"not valid JSON: {exc}") from None
 
 
 class _Rejected(Exception):
@@ -209,23 +222,13 @@ class PublishApi:
         return _Rejected(413, ErrorCode.MESSAGE_TOO_LARGE, f"body over {self._max_size} bytes")
 
     async def _publish_one(self, body: bytes) -> tuple[web.Response, int]:
-        try:
-            msg = _decode_one(body)
-        except msgspec.ValidationError as exc:
-            raise _bad(f'body must be {{"channel": str, "data": {{...}}}}: {exc}') from None
-        except msgspec.DecodeError as exc:
-            raise _bad(f"not valid JSON: {exc}") from None
+        msg = _decode(_decode_one, body, '{"channel": str, "data": {...}}')
         channel, data = _validate(msg)
         seq = await self._ingest.publish(channel, data)
         return web.json_response({"success": True, "seq": seq}), 1
 
     async def _publish_batch(self, body: bytes) -> tuple[web.Response, int]:
-        try:
-            batch = _decode_batch(body)
-        except msgspec.ValidationError as exc:
-            raise _bad(f'body must be {{"messages": [{{"channel", "data"}}, ...]}}: {exc}') from None
-        except msgspec.DecodeError as exc:
-            raise _bad(f"not valid JSON: {exc}") from None
+        batch = _decode(_decode_batch, body, '{"messages": [{"channel", "data"}, ...]}')
         if not batch.messages:
             raise _bad("'messages' must not be empty")
         # all or nothing: validate every message before publishing the first
