@@ -78,3 +78,25 @@ def test_parse_never_raises_anything_but_protocol_errors(raw: str) -> None:
         assert exc.code is ErrorCode.INVALID_CHANNEL
     else:
         assert parse_channel(channel.name) == channel  # canonical names are fixed points
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical", "depth"),
+    [
+        ("book:btcusdt", "book:BTCUSDT:100", 100),
+        ("book:ETHUSDT:20", "book:ETHUSDT:20", 20),
+        ("book:X1:1000", "book:X1:1000", 1000),
+    ],
+)
+def test_book_channels_name_their_depth(raw: str, canonical: str, depth: int) -> None:
+    channel = parse_channel(raw)
+    assert (channel.name, channel.depth, channel.symbol) == (canonical, depth, canonical.split(":")[1])
+    assert channel.delivery is Delivery.STATE and channel.message_type == "book" and channel.is_market
+
+
+@pytest.mark.parametrize("depth", ["15", "0100", "", "abc", "100:1", "²"])
+def test_other_book_depths_are_refused_listing_the_allowed(depth: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_channel(f"book:BTCUSDT:{depth}")
+    assert info.value.code is ErrorCode.INVALID_CHANNEL
+    assert "10 20 50 100 500 1000" in info.value.message

@@ -360,3 +360,37 @@ def test_client_message_types_are_the_servers() -> None:
     assert server == {cls.__name__ for cls in typing.get_args(client_messages.ServerMessage)}
     snapshot = client_messages.decode(as_snapshot(encode_event("depth:BTCUSDT", 77, DEPTH)))
     assert isinstance(snapshot, messages.Depth) and snapshot.snapshot and snapshot.data.bids[0][1] == D("1.5")
+
+
+@pytest.mark.parametrize(
+    ("given", "in_force"), [(0, 0), (100, 100), (120, 150), (60_000, 60_000), (501, 550)]
+)
+def test_throttle_is_rounded_up_to_50_ms(given: int, in_force: int) -> None:
+    msg = parse_client(
+        json.dumps({"type": "subscribe", "channels": ["price:X1"], "options": {"throttleMs": given}})
+    )
+    assert isinstance(msg, Subscribe) and msg.options is not None and msg.options.throttleMs == in_force
+
+
+@pytest.mark.parametrize("value", [1, 99, 60_001, -50, 1.5, True, "500", None])
+def test_other_throttles_are_invalid_messages(value: object) -> None:
+    frame = json.dumps(
+        {"type": "subscribe", "id": 3, "channels": ["price:X1"], "options": {"throttleMs": value}}
+    )
+    with pytest.raises(ProtocolError) as info:
+        parse_client(frame)
+    assert info.value.code is ErrorCode.INVALID_MESSAGE and info.value.ref == 3
+
+
+def test_since_carries_positions_and_the_ack_its_fields() -> None:
+    frame = '{"type":"subscribe","channels":["trades:X1"],"since":{"trades:X1":{"epoch":"k3","seq":1001}}}'
+    msg = parse_client(frame)
+    assert isinstance(msg, Subscribe) and msg.since is not None
+    assert (msg.since["trades:X1"].epoch, msg.since["trades:X1"].seq) == ("k3", 1001)
+    ack = json.loads(
+        encode_subscribed("trades:X1", 0, 7, epoch="k3", seq=0, recoverable=True, recovered=False)
+    )
+    assert ack == {
+        "type": "subscribed", "channel": "trades:X1", "timestamp": "1970-01-01T00:00:00.000Z", "id": 7,
+        "epoch": "k3", "seq": 0, "recoverable": True, "recovered": False,
+    }  # fmt: skip

@@ -16,6 +16,8 @@ from .errors import ErrorCode, ProtocolError
 
 
 __all__ = [
+    "BOOK_DEPTHS",
+    "DEFAULT_BOOK_DEPTH",
     "INTERVALS",
     "INTERVAL_SECONDS",
     "MAX_CHANNEL_LENGTH",
@@ -50,6 +52,14 @@ INTERVAL_SECONDS: dict[str, int] = {
 
 INTERVALS = tuple(INTERVAL_SECONDS)
 
+BOOK_DEPTHS = (10, 20, 50, 100, 500, 1000)
+"""Depths of a ``book:SYMBOL:DEPTH`` channel; each depth is its own channel."""
+
+DEFAULT_BOOK_DEPTH = 100
+"""The depth of a bare ``book:SYMBOL`` (acked with its canonical name)."""
+
+_DEPTH_NAMES = {str(depth): depth for depth in BOOK_DEPTHS}
+
 _SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 _USER = re.compile(r"\S{1,128}")
 
@@ -62,6 +72,7 @@ class Kind(enum.StrEnum):
     KLINES = "klines"
     TRADES = "trades"
     DEPTH = "depth"
+    BOOK = "book"
     SIGNALS = "signals"
     ORDERS = "orders"
     PORTFOLIO = "portfolio"
@@ -73,6 +84,7 @@ class Delivery(enum.Enum):
 
     LATEST = "latest"  # conflated per client: a slow client gets the newest value
     EVERY = "every"  # bounded queue; overflow closes the client with 4008
+    STATE = "state"  # diffs of a state (a book): a slow client's backlog becomes one snapshot, never 4008
 
 
 MESSAGE_TYPE: dict[Kind, str] = {
@@ -81,13 +93,14 @@ MESSAGE_TYPE: dict[Kind, str] = {
     Kind.KLINES: "kline",
     Kind.TRADES: "trade",
     Kind.DEPTH: "depth",
+    Kind.BOOK: "book",
     Kind.SIGNALS: "signal",
     Kind.ORDERS: "order",
     Kind.PORTFOLIO: "portfolio",
     Kind.ACCOUNT: "account",
 }
 
-MARKET_KINDS = frozenset({Kind.PRICE, Kind.TICKER, Kind.KLINES, Kind.TRADES, Kind.DEPTH})
+MARKET_KINDS = frozenset({Kind.PRICE, Kind.TICKER, Kind.KLINES, Kind.TRADES, Kind.DEPTH, Kind.BOOK})
 PRIVATE_KINDS = frozenset({Kind.ORDERS, Kind.PORTFOLIO, Kind.ACCOUNT})
 PUBLISHABLE_KINDS = frozenset({Kind.SIGNALS}) | PRIVATE_KINDS
 _LATEST_KINDS = frozenset({Kind.PRICE, Kind.TICKER, Kind.DEPTH})
@@ -105,7 +118,7 @@ class Channel:
 
     ``name`` is the canonical spelling used on the wire and as a key.
     ``symbol`` is set for market and signal channels, ``user`` for private
-    ones, ``interval`` for klines.
+    ones, ``interval`` for klines, ``depth`` for books.
     """
 
     name: str
@@ -113,6 +126,7 @@ class Channel:
     symbol: str | None = None
     interval: str | None = None
     user: str | None = None
+    depth: int | None = None
 
     @property
     def message_type(self) -> str:
@@ -135,6 +149,8 @@ class Channel:
         """The channel's default class; a kline channel mixes both (see hub)."""
         if self.kind in _LATEST_KINDS or self.kind is Kind.KLINES:
             return Delivery.LATEST
+        if self.kind is Kind.BOOK:
+            return Delivery.STATE
         return Delivery.EVERY
 
 
@@ -176,5 +192,18 @@ def parse_channel(name: str) -> Channel:
             raise _invalid(name, f"unknown interval {interval!r}; one of {' '.join(INTERVALS)}")
         symbol = _symbol(name, raw_symbol)
         return Channel(f"klines:{symbol}:{interval}", kind, symbol=symbol, interval=interval)
+    if kind is Kind.BOOK:
+        return _book(name, arg)
     symbol = _symbol(name, arg)
     return Channel(f"{kind.value}:{symbol}", kind, symbol=symbol)
+
+
+def _book(name: str, arg: str) -> Channel:
+    raw_symbol, sep, raw_depth = arg.partition(":")
+    symbol = _symbol(name, raw_symbol)
+    depth = DEFAULT_BOOK_DEPTH
+    if sep:
+        if raw_depth not in _DEPTH_NAMES:
+            raise _invalid(name, f"unknown book depth {raw_depth!r}; one of {' '.join(_DEPTH_NAMES)}")
+        depth = _DEPTH_NAMES[raw_depth]
+    return Channel(f"book:{symbol}:{depth}", Kind.BOOK, symbol=symbol, depth=depth)

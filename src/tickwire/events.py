@@ -15,6 +15,7 @@ import msgspec
 
 
 __all__ = [
+    "BookUpdate",
     "Depth",
     "Event",
     "Kline",
@@ -83,11 +84,35 @@ class Depth(msgspec.Struct, frozen=True, kw_only=True):
     event_time: int
 
 
-Event = Ticker | Kline | Trade | Depth
+class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """A change of a symbol's full book, verified in sequence by the source.
+
+    With ``snapshot`` the levels are the whole book and replace it (``reset``
+    too when it follows a resync, so clients are told); otherwise they are
+    the levels that changed, quantity 0 removing one. ``update_id`` is the
+    venue's (Binance ``u``, or ``lastUpdateId`` of a snapshot). ``precision``
+    (price and quantity decimals) comes with snapshots. The ingest projects
+    it onto every open ``book:SYMBOL:DEPTH`` channel.
+    """
+
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    update_id: int
+    event_time: int
+    snapshot: bool = False
+    reset: bool = False
+    precision: tuple[int, int] | None = None
+
+
+Event = Ticker | Kline | Trade | Depth | BookUpdate
 
 
 def channels_of(event: Event) -> tuple[str, ...]:
-    """The channel names an event is published on."""
+    """The channel names an event is published on (none for a book update: the
+    ingest projects it onto the open depths of its symbol)."""
+    if isinstance(event, BookUpdate):
+        return ()
     if isinstance(event, Ticker):
         return (f"price:{event.symbol}", f"ticker:{event.symbol}")
     if isinstance(event, Kline):

@@ -29,6 +29,9 @@ import msgspec
 __all__ = [
     "Account",
     "Authenticated",
+    "Book",
+    "BookData",
+    "BookPrecision",
     "Connected",
     "Control",
     "DataMessage",
@@ -47,6 +50,7 @@ __all__ = [
     "ServerMessage",
     "Signal",
     "Status",
+    "SubscribeOptions",
     "Subscribed",
     "Subscriptions",
     "Ticker",
@@ -119,6 +123,24 @@ class DepthData(msgspec.Struct, frozen=True):
     timestamp: int
 
 
+class BookPrecision(msgspec.Struct, frozen=True):
+    """Decimals of price and quantity (from the symbol's tick and step sizes)."""
+
+    price: int
+    qty: int
+
+
+class BookData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A book snapshot (``precision`` set) or diff; levels are ``[price, qty]``, qty 0 removes."""
+
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    precision: BookPrecision | None = None
+    checksum: int
+    updateId: int
+    timestamp: int
+
+
 # --- data messages --------------------------------------------------------------------
 # ``snapshot`` is never set when encoding: protocol.as_snapshot marks a cached frame's
 # bytes instead, so a snapshot costs no re-encoding.
@@ -165,6 +187,18 @@ class Depth(Msg, frozen=True, tag="depth"):
     snapshot: bool = False
 
 
+class Book(Msg, frozen=True, tag="book", kw_only=True):
+    """A ``book:SYMBOL:DEPTH`` message: a snapshot (``depth`` set, maybe ``reset``) or a diff."""
+
+    channel: str
+    symbol: str
+    depth: int | None = None
+    seq: int
+    snapshot: bool = False
+    reset: bool = False
+    data: BookData
+
+
 class Signal(Msg, frozen=True, tag="signal"):
     """A publication on ``signals:SYMBOL``; ``data`` is the publisher's JSON."""
 
@@ -198,7 +232,7 @@ class Account(Msg, frozen=True, tag="account"):
     snapshot: bool = False
 
 
-DataMessage = Price | Ticker | Kline | Trade | Depth | Signal | Order | Portfolio | Account
+DataMessage = Price | Ticker | Kline | Trade | Depth | Book | Signal | Order | Portfolio | Account
 """A message of a channel, with a ``seq``."""
 
 
@@ -232,10 +266,27 @@ class Connected(Msg, frozen=True, tag="connected"):
     resumed: bool = False
 
 
-class Subscribed(Msg, frozen=True, tag="subscribed"):
+class SubscribeOptions(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A subscription's options (docs/protocol.md, "Throttle per subscription")."""
+
+    throttleMs: int = 0
+
+
+class Subscribed(Msg, frozen=True, tag="subscribed", kw_only=True):
+    """The ack of one channel; with its position (``epoch``, ``seq``) and, after a
+    ``since``, whether it was recovered (docs/protocol.md, "Resume")."""
+
     channel: str
     timestamp: str
     id: Ref | None = None
+    epoch: str | None = None
+    seq: int | None = None
+    recoverable: bool | None = None
+    wasRecovering: bool = False
+    recovered: bool | None = None
+    replayed: int | None = None
+    reason: str | None = None
+    options: SubscribeOptions | None = None
 
 
 class Unsubscribed(Msg, frozen=True, tag="unsubscribed"):

@@ -16,7 +16,7 @@ import msgspec
 
 from . import messages
 from .errors import ErrorCode, ProtocolError
-from .events import Depth, Event, Kline, Ticker, Trade
+from .events import BookUpdate, Event, Kline, Ticker, Trade
 from .messages import Ref
 
 
@@ -25,6 +25,7 @@ __all__ = [
     "ClientMessage",
     "List",
     "Ping",
+    "Position",
     "Ref",
     "Subscribe",
     "Unsubscribe",
@@ -46,9 +47,18 @@ __all__ = [
 # --- client -> server ------------------------------------------------------
 
 
+class Position(msgspec.Struct, frozen=True):
+    """Where a client stands in a channel: the ``epoch`` and ``seq`` it saw last."""
+
+    epoch: str
+    seq: int
+
+
 class Subscribe(msgspec.Struct, frozen=True):
     channels: list[str]
     id: Ref | None = None
+    since: dict[str, Position] | None = None  # resume (docs/protocol.md)
+    options: messages.SubscribeOptions | None = None  # throttle; normalized by parse_client
 
 
 class Unsubscribe(msgspec.Struct, frozen=True):
@@ -112,9 +122,31 @@ def parse_client(frame: str | bytes) -> ClientMessage:
         )
     del obj["type"]
     try:
-        return msgspec.convert(obj, type=cls)
+        msg = msgspec.convert(obj, type=cls)
     except msgspec.ValidationError as exc:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: {exc}", ref=ref) from None
+    if isinstance(msg, Subscribe) and msg.options is not None:
+        msg = msgspec.structs.replace(msg, options=_checked_options(msg.options, ref))
+    return msg
+
+
+THROTTLE_STEP_MS = 50
+THROTTLE_MIN_MS = 100
+THROTTLE_MAX_MS = 60_000
+
+
+def _checked_options(options: messages.SubscribeOptions, ref: Ref | None) -> messages.SubscribeOptions:
+    """``throttleMs`` is 0, or 100 to 60,000 rounded up to a multiple of 50 (docs/protocol.md)."""
+    ms = options.throttleMs
+    if ms == 0:
+        return options
+    if not THROTTLE_MIN_MS <= ms <= THROTTLE_MAX_MS:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"subscribe: options.throttleMs must be 0 or {THROTTLE_MIN_MS} to {THROTTLE_MAX_MS}, got {ms}",
+            ref=ref,
+        )
+    return messages.SubscribeOptions(-(-ms // THROTTLE_STEP_MS) * THROTTLE_STEP_MS)
 
 
 # --- server -> client: control messages ------------------------------------
@@ -136,8 +168,36 @@ def encode_connected(client_id: str, now_ms: int, *, user: str | None = None) ->
     return _encoder.encode(messages.Connected(client_id, user is not None, iso_time(now_ms), user))
 
 
-def encode_subscribed(channel: str, now_ms: int, ref: Ref | None = None) -> bytes:
-    return _encoder.encode(messages.Subscribed(channel, iso_time(now_ms), ref))
+def encode_subscribed(
+    channel: str,
+    now_ms: int,
+    ref: Ref | None = None,
+    *,
+    epoch: str | None = None,
+    seq: int | None = None,
+    recoverable: bool | None = None,
+    was_recovering: bool = False,
+    recovered: bool | None = None,
+    replayed: int | None = None,
+    reason: str | None = None,
+    options: messages.SubscribeOptions | None = None,
+) -> bytes:
+    """The ack of one channel; the keywords are the position and resume fields, left out when None."""
+    return _encoder.encode(
+        messages.Subscribed(
+            channel=channel,
+            timestamp=iso_time(now_ms),
+            id=ref,
+            epoch=epoch,
+            seq=seq,
+            recoverable=recoverable,
+            wasRecovering=was_recovering,
+            recovered=recovered,
+            replayed=replayed,
+            reason=reason,
+            options=options,
+        )
+    )
 
 
 def encode_unsubscribed(
@@ -197,8 +257,9 @@ def encode_event(channel: str, seq: int, event: Event) -> bytes:
         side = "buy" if event.buyer_taker else "sell"
         trade = messages.TradeData(event.id, event.price, event.quantity, side, event.event_time)
         msg = messages.Trade(channel, event.symbol, seq, trade)
+    elif isinstance(event, BookUpdate):
+        raise TypeError("a book update is projected per depth by the ingest, not encoded as one event")
     else:
-        assert isinstance(event, Depth)
         depth = messages.DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
         msg = messages.Depth(channel, event.symbol, seq, depth)
     return _encoder.encode(msg)

@@ -19,7 +19,7 @@ import msgspec
 
 from ...channels import Channel, Kind
 from ...errors import UpstreamError
-from ...events import Depth, Event, Kline, Ticker, Trade
+from ...events import BookUpdate, Depth, Event, Kline, Ticker, Trade
 
 
 __all__ = [
@@ -417,6 +417,8 @@ def _key(event: Event) -> Key:
         return (event.event_time, event.open_time, int(event.final))
     if isinstance(event, Ticker):
         return (event.event_time,)
+    if isinstance(event, BookUpdate):
+        return (event.update_id,)
     return (event.last_update_id,)
 
 
