@@ -32,6 +32,7 @@ CORE = (
     "tickwire.ratelimit",
     "tickwire.health",
     "tickwire.outbox",
+    "tickwire.orderbook",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
 )
@@ -41,6 +42,7 @@ ABOVE_CORE = (
     "tickwire.hub",
     "tickwire.session",
     "tickwire.ingest",
+    "tickwire.books",
     "tickwire.node",
     "tickwire.server",
     "tickwire.sources",
@@ -67,7 +69,14 @@ RULES = (
     Rule(
         "sources",
         ("tickwire.sources",),
-        ("tickwire.session", "tickwire.server", "tickwire.hub", "tickwire.node", "tickwire.ingest"),
+        (
+            "tickwire.session",
+            "tickwire.server",
+            "tickwire.hub",
+            "tickwire.node",
+            "tickwire.ingest",
+            "tickwire.books",
+        ),
     ),
     Rule(
         "client",
