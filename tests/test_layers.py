@@ -34,6 +34,7 @@ CORE = (
     "tickwire.outbox",
     "tickwire.orderbook",
     "tickwire.sources.market",
+    "tickwire.sources.simbook",
     "tickwire.sources.binance.parse",
 )
 
