@@ -9,7 +9,8 @@ from typing import Any
 from tickwire.sources.simulated import SimulatedSource
 
 from .bookcheck import ClientBook
-from .helpers import Client, running_gateway
+from .helpers import Client, eventually, running_gateway
+from .test_metrics import scrape, value
 
 
 async def book_messages(client: Client, channel: str, n: int) -> list[dict[str, Any]]:
@@ -56,3 +57,19 @@ async def test_a_bare_book_channel_is_depth_100() -> None:
             [msg] = await book_messages(client, "book:ETHUSDT:100", 1)
             assert msg["snapshot"] and msg["depth"] == 100 and len(msg["data"]["bids"]) == 100
             ClientBook().verify(msg)
+
+
+async def test_metrics_count_the_books_held_and_their_levels() -> None:
+    async with running_gateway(source=SimulatedSource(seed=7)) as running:
+        before = await scrape(running)
+        assert value(before, "tickwire_books_held") == 0
+        assert value(before, "tickwire_book_levels_gcount") == 0
+        async with Client.connect(running.ws_url) as client:
+            await client.subscribe("book:BTCUSDT:10", "book:BTCUSDT:50", "book:ETHUSDT:20")
+            await eventually(lambda: len(running.gateway.ingest.book_levels()) == 2, what="two books held")
+            samples = await scrape(running)
+    assert value(samples, "tickwire_books_held") == 2  # one per symbol, whatever the depths
+    assert value(samples, "tickwire_book_levels_bucket", le="1000") == 0
+    assert value(samples, "tickwire_book_levels_bucket", le="2000") == 2  # 1,000 levels a side
+    assert value(samples, "tickwire_book_levels_bucket", le="+Inf") == 2
+    assert value(samples, "tickwire_book_levels_gsum") == 4000
