@@ -17,6 +17,11 @@ Theory of operation:
 * ``seq`` is tracked per channel. A jump forward yields a ``Gap`` before the
   message; a snapshot, or a ``seq`` that went back (a restarted gateway
   numbers from 1 again), resets the expectation silently.
+* ``await feed.book(channel)`` gives a :class:`~.book.Book` the feed keeps
+  in step: every message of its channel is applied before it is yielded, a
+  gap or a checksum mismatch subscribes to the channel again (the gateway
+  re-sends the snapshot), and a lost connection unsyncs it until the
+  snapshot of the next one.
 * When a connection ends, the close code decides (:func:`.backoff.policy`):
   reconnect soon, back off, back off longer, wait for a new token, or raise
   from the iterator.
@@ -42,11 +47,13 @@ import msgspec
 from ..channels import parse_channel
 from ..marketdata import SymbolInfo
 from .backoff import Action, backoff, policy
+from .book import RESYNC, Book
 from .errors import ClientError, ConnectionClosed, SubscriptionError, _EarlyClose
 from .market import fetch_klines, fetch_symbols, http_base
 from .messages import (
     Account,
     Authenticated,
+    BookMessage,
     Connected,
     Depth,
     Disconnected,
@@ -75,7 +82,7 @@ __all__ = ["ClientError", "ConnectionClosed", "Feed", "SubscriptionError", "conn
 
 logger = logging.getLogger("tickwire.client")
 
-_DATA = (Price, Ticker, Kline, Trade, Depth, Signal, Order, Portfolio, Account)
+_DATA = (Price, Ticker, Kline, Trade, Depth, BookMessage, Signal, Order, Portfolio, Account)
 _REPLIES = (Subscribed, Unsubscribed, Error, Pong, Authenticated, Subscriptions)
 _STABLE_AFTER = 2.0
 """Seconds a connection must last before the back-off starts again from its minimum."""
@@ -145,6 +152,7 @@ class Feed:
         self._queue: asyncio.Queue[Message | ClientError | None] = asyncio.Queue(max_queue)
         self._channels: dict[str, None] = {}  # remembered subscriptions, in order
         self._last_seq: dict[str, int] = {}
+        self._books: dict[str, Book] = {}  # the books kept in step (Feed.book)
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
@@ -243,12 +251,36 @@ class Feed:
             raise SubscriptionError(errors)
         return names
 
+    async def book(self, channel: str) -> Book:
+        """Subscribe to a ``book:SYMBOL:DEPTH`` channel and return its local book, kept in step.
+
+        The feed applies each message of the channel to the book before
+        yielding it (so the book is current when you see the message), and
+        asks for the snapshot again on a seq gap or a checksum mismatch.
+        Asking twice for one channel returns the same book.
+
+        Raises:
+            ValueError: not a ``book:`` channel.
+            SubscriptionError, TimeoutError: as :meth:`subscribe`.
+        """
+        [name] = self._names((channel,))
+        if not name.startswith("book:"):
+            raise ValueError(f"not a book channel: {name}")
+        book = self._books.setdefault(name, Book(name))
+        try:
+            await self.subscribe(name)
+        except SubscriptionError:
+            self._books.pop(name, None)
+            raise
+        return book
+
     async def unsubscribe(self, *channels: str) -> list[str]:
         """Leave ``channels``; no message of them is yielded after this returns."""
         names = self._names(channels)
         for name in names:
             self._channels.pop(name, None)
             self._last_seq.pop(name, None)
+            self._books.pop(name, None)
         await self._request({"type": "unsubscribe", "channels": names}, len(names))
         return names
 
@@ -482,14 +514,17 @@ class Feed:
                     break
         finally:
             self._ws = None
+            for book in self._books.values():
+                book.invalidate()  # the next connection's subscribe brings a snapshot
             for request in self._requests.values():
                 request.finish()
             if not ws.closed:
                 await ws.close()
         return ws.close_code, reason
 
-    async def _resubscribe(self) -> None:
-        names = list(self._channels)
+    async def _resubscribe(self, names: list[str] | None = None) -> None:
+        """Subscribe to ``names`` (every remembered channel) without waiting; errors are yielded."""
+        names = list(self._channels) if names is None else names
         ref = next(self._ids)
         future: asyncio.Future[list[_Reply]] = asyncio.get_running_loop().create_future()
         self._requests[ref] = _Request(len(names), future, emit=True)
@@ -514,6 +549,9 @@ class Feed:
                 self._channels.pop(msg.channel, None)  # refused on resubscribe: forget it
         if isinstance(msg, _DATA):
             await self._check_seq(msg)
+        if isinstance(msg, (BookMessage, Status)) and msg.channel in self._books:
+            if self._books[msg.channel].apply(msg) is RESYNC and self._ws is not None:
+                await self._resubscribe([msg.channel])  # the gateway re-sends the snapshot
         elif isinstance(msg, Unsubscribed):
             self._channels.pop(msg.channel, None)  # e.g. "re-authenticated" ends private channels
         await self._emit(msg)
