@@ -32,6 +32,7 @@ CORE = (
     "tickwire.ratelimit",
     "tickwire.health",
     "tickwire.outbox",
+    "tickwire.bookview",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
 )

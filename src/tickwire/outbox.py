@@ -21,6 +21,15 @@ Rules:
    False; the session then closes the client with 4008.
 5. :meth:`purge` drops every pending frame of one channel (the private
    channels of a user who is no longer the session's identity).
+6. State frames (book channels, :meth:`push_state`) never count toward
+   ``max_queue`` and never overflow. A snapshot replaces its channel's
+   pending book frames; when a channel has more than :data:`MAX_STATE_DIFFS`
+   pending diffs, or more bytes of them than its snapshot, they are replaced
+   by the current snapshot (one frame, encoded once per seq by the view and
+   shared). The snapshot takes the place of the newest diff, at the end:
+   status frames of the channel queued between the diffs keep their place
+   before it, so the client reads them in the order they happened and the
+   snapshot, which is the state after them, last (docs/book-delivery.md).
 
 The frames sit in a list with a parallel list of their channels; a dict maps
 each channel with a replaceable latest frame to its index. A push appends two
@@ -31,10 +40,37 @@ profile). Only :meth:`purge`, which is rare, reads the channel list.
 
 from __future__ import annotations
 
+from typing import Protocol
 
-__all__ = ["Outbox"]
+
+__all__ = ["MAX_STATE_DIFFS", "Outbox", "StateView"]
 
 _CONTROL = ""  # the channel recorded for control frames: no channel name is empty
+
+MAX_STATE_DIFFS = 32
+"""Pending diffs of one state channel past which they become one snapshot."""
+
+
+class StateView(Protocol):
+    """What the outbox needs of a state channel's view (:class:`tickwire.bookview.BookView`)."""
+
+    @property
+    def snapshot_size(self) -> int:
+        """About the bytes of the current snapshot frame (no encoding needed to read it)."""
+
+    def snapshot_frame(self) -> bytes | None:
+        """The current snapshot frame, encoded once per seq; None while the view is not whole."""
+
+
+class _State:
+    """One state channel's pending frames in an outbox: where they are, and their weight."""
+
+    __slots__ = ("at", "diffs", "nbytes")
+
+    def __init__(self) -> None:
+        self.at: list[int] = []  # indices of its pending diffs and snapshots, in order
+        self.diffs = 0  # pending diffs since the last pending snapshot
+        self.nbytes = 0  # bytes of those diffs
 
 
 class Outbox:
@@ -44,7 +80,7 @@ class Outbox:
         max_queue: how many frames that must be delivered may wait.
     """
 
-    __slots__ = ("_channels", "_frames", "_latest", "_max_queue", "_room")
+    __slots__ = ("_channels", "_frames", "_latest", "_max_queue", "_room", "_states")
 
     def __init__(self, max_queue: int = 1024) -> None:
         self._max_queue = max_queue
@@ -52,6 +88,7 @@ class Outbox:
         self._channels: list[str] = []  # the channel of each frame, for purge
         self._latest: dict[str, int] = {}  # channel -> index of its replaceable latest frame
         self._room = max_queue  # how many more frames that must be delivered may wait
+        self._states: dict[str, _State] = {}  # state channels with pending frames
 
     def push_latest(self, channel: str, frame: bytes) -> bool:
         """Queue a latest-value frame; True when it replaced an unwritten one (conflation)."""
@@ -79,6 +116,45 @@ class Outbox:
         self._channels.append(channel)
         return True
 
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: StateView) -> bool:
+        """Queue a book frame; never refused, never counted toward ``max_queue``.
+
+        Args:
+            channel: the state channel.
+            frame: a diff, or a snapshot when ``snapshot``.
+            snapshot: ``frame`` replaces the channel's pending book frames.
+            view: the channel's view, asked for the current snapshot when the
+                pending diffs grow past the rule (its seq is ``frame``'s).
+
+        Returns:
+            True when pending diffs were replaced by the view's snapshot.
+        """
+        state = self._states.get(channel)
+        if state is None:
+            state = self._states[channel] = _State()
+        if not snapshot:
+            state.diffs += 1
+            state.nbytes += len(frame)
+            if state.diffs <= MAX_STATE_DIFFS and state.nbytes <= view.snapshot_size:
+                self._append_state(state, channel, frame)
+                return False
+            current = view.snapshot_frame()
+            if current is None:  # the view is broken: the client will see the gap itself
+                self._append_state(state, channel, frame)
+                return False
+            frame = current
+        if state.at:
+            self._remove(set(state.at))
+        state.at.clear()
+        state.diffs = state.nbytes = 0
+        self._append_state(state, channel, frame)
+        return not snapshot
+
+    def _append_state(self, state: _State, channel: str, frame: bytes) -> None:
+        state.at.append(len(self._frames))
+        self._frames.append(frame)
+        self._channels.append(channel)
+
     def push_control(self, frame: bytes) -> bool:
         """Queue an ack, error or pong, in order with data; False on overflow."""
         return self.push_final(_CONTROL, frame)
@@ -90,6 +166,8 @@ class Outbox:
         frames.clear()
         self._channels.clear()
         self._latest.clear()
+        if self._states:
+            self._states.clear()
         self._room = self._max_queue
         return data
 
@@ -99,6 +177,7 @@ class Outbox:
         self._frames.clear()
         self._channels.clear()
         self._latest.clear()
+        self._states.clear()
         self._room = self._max_queue
         return dropped
 
@@ -106,21 +185,31 @@ class Outbox:
         """Drop every pending frame of ``channel``; returns how many were dropped."""
         if channel not in self._channels:
             return 0
-        latest_at = {index: name for name, index in self._latest.items()}
+        drop = {i for i, name in enumerate(self._channels) if name == channel}
+        # the dropped frames that counted toward max_queue: neither latest nor state frames
+        uncounted = set(self._latest.values())
+        for state in self._states.values():
+            uncounted.update(state.at)
+        self._room += len(drop - uncounted)
+        self._states.pop(channel, None)
+        self._remove(drop)
+        return len(drop)
+
+    def _remove(self, drop: set[int]) -> None:
+        """Remove the frames at ``drop``; the indices of the others are renumbered (rare path)."""
         frames: list[bytes] = []
         channels: list[str] = []
-        latest: dict[str, int] = {}
+        moved: dict[int, int] = {}  # old index -> new index
         for index, (name, frame) in enumerate(zip(self._channels, self._frames, strict=True)):
-            if name == channel:
+            if index in drop:
                 continue
-            if index in latest_at:
-                latest[name] = len(frames)
+            moved[index] = len(frames)
             frames.append(frame)
             channels.append(name)
-        dropped = len(self._frames) - len(frames)
-        self._frames, self._channels, self._latest = frames, channels, latest
-        self._room = self._max_queue - (len(frames) - len(latest))
-        return dropped
+        self._frames, self._channels = frames, channels
+        self._latest = {name: moved[i] for name, i in self._latest.items() if i in moved}
+        for state in self._states.values():
+            state.at = [moved[i] for i in state.at if i in moved]
 
     @property
     def max_queue(self) -> int:

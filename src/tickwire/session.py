@@ -31,7 +31,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from .channels import Channel, parse_channel
+from .bookview import BookView
+from .channels import Channel, Kind, parse_channel
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .flusher import Flusher
 from .frames import text_frame
@@ -138,6 +139,8 @@ class SessionStats(Protocol):
 
     def count_slow(self) -> None: ...
 
+    def count_book_snapshot(self) -> None: ...
+
     def count_written(self, nbytes: int) -> None: ...
 
     def count_dropped(self, frames: int) -> None: ...
@@ -236,6 +239,14 @@ class Session:
         elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
             self._flusher.mark(self)
+
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: BookView) -> None:
+        """A book frame: never counted toward ``max_queue``, never a 4008 (docs/book-delivery.md)."""
+        if self.closed:
+            return
+        if self._outbox.push_state(channel, frame, snapshot, view):
+            self._stats.count_book_snapshot()
+        self._mark()
 
     def _overflow(self) -> None:
         self._stats.count_slow()
@@ -417,6 +428,8 @@ class Session:
         self.send(encode_subscribed(channel.name, self._clock_ms(), ref))
         for frame in greeting:
             self.push_final(channel.name, frame)
+        if channel.kind is Kind.BOOK:
+            self._hub.send_snapshot(self, channel.name)  # through the state class, even on a re-subscribe
 
     def _authorize(self, channel: Channel) -> None:
         if not channel.is_private:
