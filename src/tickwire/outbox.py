@@ -35,7 +35,10 @@ The frames sit in a list with a parallel list of their channels; a dict maps
 each channel with a replaceable latest frame to its index. A push appends two
 references and allocates nothing of its own: no per-frame key, tuple or
 counter value (a tuple key per final frame cost ~11 % of the fan-out's
-profile). Only :meth:`purge`, which is rare, reads the channel list.
+profile). Only :meth:`purge`, which is rare, reads the channel list. A state
+frame records its channel's view in that list instead of the name, so the
+replacement (rare: once per 33 diffs at most) finds them by a scan, and a
+state push costs two small-int dict updates and no object of its own.
 """
 
 from __future__ import annotations
@@ -55,22 +58,15 @@ class StateView(Protocol):
     """What the outbox needs of a state channel's view (:class:`tickwire.bookview.BookView`)."""
 
     @property
+    def channel(self) -> str:
+        """The state channel's name."""
+
+    @property
     def snapshot_size(self) -> int:
         """About the bytes of the current snapshot frame (no encoding needed to read it)."""
 
     def snapshot_frame(self) -> bytes | None:
         """The current snapshot frame, encoded once per seq; None while the view is not whole."""
-
-
-class _State:
-    """One state channel's pending frames in an outbox: where they are, and their weight."""
-
-    __slots__ = ("at", "diffs", "nbytes")
-
-    def __init__(self) -> None:
-        self.at: list[int] = []  # indices of its pending diffs and snapshots, in order
-        self.diffs = 0  # pending diffs since the last pending snapshot
-        self.nbytes = 0  # bytes of those diffs
 
 
 class Outbox:
@@ -80,15 +76,19 @@ class Outbox:
         max_queue: how many frames that must be delivered may wait.
     """
 
-    __slots__ = ("_channels", "_frames", "_latest", "_max_queue", "_room", "_states")
+    __slots__ = ("_channels", "_diffs", "_frames", "_latest", "_max_queue", "_nbytes", "_room")
 
     def __init__(self, max_queue: int = 1024) -> None:
         self._max_queue = max_queue
         self._frames: list[bytes] = []
-        self._channels: list[str] = []  # the channel of each frame, for purge
+        # the channel of each frame, for purge; for a state frame its channel's view
+        self._channels: list[str | StateView] = []
         self._latest: dict[str, int] = {}  # channel -> index of its replaceable latest frame
         self._room = max_queue  # how many more frames that must be delivered may wait
-        self._states: dict[str, _State] = {}  # state channels with pending frames
+        # per state channel with pending frames: diffs since its pending snapshot, and their bytes
+        # (two dicts of ints rather than an object per channel: nothing allocated per push)
+        self._diffs: dict[str, int] = {}
+        self._nbytes: dict[str, int] = {}
 
     def push_latest(self, channel: str, frame: bytes) -> bool:
         """Queue a latest-value frame; True when it replaced an unwritten one (conflation)."""
@@ -129,31 +129,38 @@ class Outbox:
         Returns:
             True when pending diffs were replaced by the view's snapshot.
         """
-        state = self._states.get(channel)
-        if state is None:
-            state = self._states[channel] = _State()
-        if not snapshot:
-            state.diffs += 1
-            state.nbytes += len(frame)
-            if state.diffs <= MAX_STATE_DIFFS and state.nbytes <= view.snapshot_size:
-                self._append_state(state, channel, frame)
+        if snapshot:
+            if channel in self._diffs:
+                self._remove_state(channel)
+        else:
+            diffs = self._diffs.get(channel, 0) + 1
+            nbytes = self._nbytes.get(channel, 0) + len(frame)
+            current = None
+            if diffs > MAX_STATE_DIFFS or nbytes > view.snapshot_size:
+                current = view.snapshot_frame()  # None: a broken view; the client sees the gap itself
+            if current is None:
+                self._diffs[channel] = diffs
+                self._nbytes[channel] = nbytes
+                self._frames.append(frame)
+                self._channels.append(view)
                 return False
-            current = view.snapshot_frame()
-            if current is None:  # the view is broken: the client will see the gap itself
-                self._append_state(state, channel, frame)
-                return False
+            self._remove_state(channel)
             frame = current
-        if state.at:
-            self._remove(set(state.at))
-        state.at.clear()
-        state.diffs = state.nbytes = 0
-        self._append_state(state, channel, frame)
+        self._diffs[channel] = 0
+        self._nbytes[channel] = 0
+        self._frames.append(frame)  # after _remove_state: a new list
+        self._channels.append(view)
         return not snapshot
 
-    def _append_state(self, state: _State, channel: str, frame: bytes) -> None:
-        state.at.append(len(self._frames))
-        self._frames.append(frame)
-        self._channels.append(channel)
+    def _remove_state(self, channel: str) -> None:
+        """Remove the pending state frames (diffs and snapshots) of ``channel`` (rare path)."""
+        self._remove(
+            {
+                i
+                for i, name in enumerate(self._channels)
+                if not isinstance(name, str) and name.channel == channel
+            }
+        )
 
     def push_control(self, frame: bytes) -> bool:
         """Queue an ack, error or pong, in order with data; False on overflow."""
@@ -166,8 +173,9 @@ class Outbox:
         frames.clear()
         self._channels.clear()
         self._latest.clear()
-        if self._states:
-            self._states.clear()
+        if self._diffs:
+            self._diffs.clear()
+            self._nbytes.clear()
         self._room = self._max_queue
         return data
 
@@ -177,28 +185,32 @@ class Outbox:
         self._frames.clear()
         self._channels.clear()
         self._latest.clear()
-        self._states.clear()
+        self._diffs.clear()
+        self._nbytes.clear()
         self._room = self._max_queue
         return dropped
 
     def purge(self, channel: str) -> int:
         """Drop every pending frame of ``channel``; returns how many were dropped."""
-        if channel not in self._channels:
+        names = self._channels
+        drop = {i for i, name in enumerate(names) if name == channel}
+        if channel in self._diffs:
+            drop.update(
+                i for i, name in enumerate(names) if not isinstance(name, str) and name.channel == channel
+            )
+            del self._diffs[channel], self._nbytes[channel]
+        if not drop:
             return 0
-        drop = {i for i, name in enumerate(self._channels) if name == channel}
         # the dropped frames that counted toward max_queue: neither latest nor state frames
-        uncounted = set(self._latest.values())
-        for state in self._states.values():
-            uncounted.update(state.at)
-        self._room += len(drop - uncounted)
-        self._states.pop(channel, None)
+        latest = set(self._latest.values())
+        self._room += sum(1 for i in drop if isinstance(names[i], str) and i not in latest)
         self._remove(drop)
         return len(drop)
 
     def _remove(self, drop: set[int]) -> None:
-        """Remove the frames at ``drop``; the indices of the others are renumbered (rare path)."""
+        """Remove the frames at ``drop``; the latest-value indices are renumbered (rare path)."""
         frames: list[bytes] = []
-        channels: list[str] = []
+        channels: list[str | StateView] = []
         moved: dict[int, int] = {}  # old index -> new index
         for index, (name, frame) in enumerate(zip(self._channels, self._frames, strict=True)):
             if index in drop:
@@ -208,8 +220,6 @@ class Outbox:
             channels.append(name)
         self._frames, self._channels = frames, channels
         self._latest = {name: moved[i] for name, i in self._latest.items() if i in moved}
-        for state in self._states.values():
-            state.at = [moved[i] for i in state.at if i in moved]
 
     @property
     def max_queue(self) -> int:
