@@ -2,8 +2,9 @@
 
 Theory of operation:
 
-* The hub pushes frames with :meth:`Session.push_latest` and
-  :meth:`Session.push_final`; both only queue into the client's
+* The hub pushes frames with :meth:`Session.push_latest`,
+  :meth:`Session.push_final` and (book channels) :meth:`Session.push_state`;
+  they only queue into the client's
   :class:`~tickwire.outbox.Outbox` and, on the first frame of an idle outbox,
   mark the session in the node's :class:`~tickwire.flusher.Flusher`, so the
   fan-out never waits for this client and never wakes a task.
@@ -246,7 +247,9 @@ class Session:
             return
         if self._outbox.push_state(channel, frame, snapshot, view):
             self._stats.count_book_snapshot()
-        self._mark()
+        if not self._marked and self._parked is None:  # _mark() inlined: once per delivery
+            self._marked = True
+            self._flusher.mark(self)
 
     def _overflow(self) -> None:
         self._stats.count_slow()
