@@ -33,6 +33,7 @@ CORE = (
     "tickwire.health",
     "tickwire.outbox",
     "tickwire.orderbook",
+    "tickwire.bookview",
     "tickwire.sources.market",
     "tickwire.sources.simbook",
     "tickwire.sources.binance.parse",

@@ -10,7 +10,7 @@ Methods other modules call (each is one or two integer additions):
 
 * sessions (``session.SessionStats``): :meth:`count_in`, :meth:`count_error`,
   :meth:`count_conflated`, :meth:`count_slow`, :meth:`count_written`,
-  :meth:`count_dropped`;
+  :meth:`count_dropped`, :meth:`count_book_snapshot`;
 * the hub: :meth:`on_deliver`;
 * the server and the abuse limits: :meth:`count_rejected`;
 * the publish API: :meth:`count_publish`.
@@ -56,6 +56,7 @@ class Stats:
         self.conflated = 0
         self.dropped = 0  # frames discarded unsent because their client was closed
         self.slow_disconnects = 0
+        self.book_snapshots = 0  # book snapshots queued instead of a slow client's pending diffs
         self.publish_requests: Counter[int] = Counter()  # by HTTP status
         self.publish_messages = 0  # channel messages accepted by the publish API
         self.writes = 0  # socket writes of client frames (one per client per flush)
@@ -78,6 +79,10 @@ class Stats:
 
     def count_slow(self) -> None:
         self.slow_disconnects += 1
+
+    def count_book_snapshot(self) -> None:
+        """A client's pending book diffs were replaced by the channel's snapshot."""
+        self.book_snapshots += 1
 
     def count_written(self, nbytes: int) -> None:
         """One coalesced socket write of ``nbytes``."""

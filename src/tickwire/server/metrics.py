@@ -243,6 +243,11 @@ class _GatewayCollector(Collector):
             "Clients closed with 4008 (outbox full).",
             s.slow_disconnects,
         )
+        yield _counter(
+            "tickwire_book_snapshots_instead_of_diffs",
+            "Book snapshots queued in place of a slow client's pending diffs (the state class).",
+            s.book_snapshots,
+        )
         if self._sessions is not None:
             yield self._outbox()
 
