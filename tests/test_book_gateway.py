@@ -4,8 +4,10 @@ verify against the book the client builds from them alone."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from tickwire import client as tw_client
 from tickwire.sources.simulated import SimulatedSource
 
 from .bookcheck import ClientBook
@@ -30,11 +32,10 @@ async def test_a_book_subscriber_gets_a_snapshot_then_verified_diffs() -> None:
             [ack] = await client.subscribe(channel)
             assert ack["type"] == "subscribed" and ack["channel"] == channel
             book = ClientBook()
-            # until the hub keeps book views, a subscribe may also get the last message marked
-            # as a snapshot: the book starts at the first real one (it has the precision)
             msgs = await book_messages(client, channel, 30)
-            start = next(i for i, m in enumerate(msgs) if m.get("snapshot") and "precision" in m["data"])
+            start = 0  # the first message after the ack is the snapshot
             first = msgs[start]
+            assert first["snapshot"]
             assert first["depth"] == 20 and first["data"]["precision"] == {"price": 2, "qty": 5}
             assert len(first["data"]["bids"]) == 20 and len(first["data"]["asks"]) == 20
             book.verify(first)
@@ -73,3 +74,43 @@ async def test_metrics_count_the_books_held_and_their_levels() -> None:
     assert value(samples, "tickwire_book_levels_bucket", le="2000") == 2  # 1,000 levels a side
     assert value(samples, "tickwire_book_levels_bucket", le="+Inf") == 2
     assert value(samples, "tickwire_book_levels_gsum") == 4000
+
+
+async def test_the_client_book_stays_equal_to_the_gateways_book() -> None:
+    """The client library's Book, fed by a real gateway, verifies every checksum (its own top
+    10 against the gateway's) and stays synced without a resync."""
+    channel = "book:BTCUSDT:20"
+    async with running_gateway(source=SimulatedSource(seed=3)) as running:
+        async with tw_client.connect(running.ws_url) as feed:
+            book = await feed.book(channel)
+            seen = 0
+            async with asyncio.timeout(10):
+                async for msg in feed:
+                    if isinstance(msg, tw_client.BookMessage) and not msg.snapshot:
+                        seen += 1
+                        assert book.synced and book.resyncs == 0 and book.update_id == msg.data.updateId
+                        if seen >= 30:
+                            break
+            assert book.synced and book.resyncs == 0 and len(book.bids) == 20 and len(book.asks) == 20
+
+
+async def test_a_subscriber_during_the_linger_gets_a_snapshot_at_once() -> None:
+    """The hub drops its view with its last subscriber; the ingest keeps the channel open
+    (linger) and answers the next want with a fresh snapshot, not a wait for a reset."""
+    channel = "book:BTCUSDT:50"
+    async with running_gateway(source=SimulatedSource(seed=5)) as running:
+        async with Client.connect(running.ws_url) as first:
+            await first.subscribe(channel)
+            [snap] = await book_messages(first, channel, 1)
+            assert snap["snapshot"]
+        await eventually(lambda: running.gateway.hub.channel_count == 0, what="the hub dropped the channel")
+        assert channel in running.gateway.ingest.open_channels  # lingering upstream
+        async with Client.connect(running.ws_url) as second:
+            await second.subscribe(channel)
+            async with asyncio.timeout(2):
+                [again] = await book_messages(second, channel, 1)
+            assert again["snapshot"] and again["seq"] > snap["seq"]
+            book = ClientBook()
+            book.verify(again)
+            for msg in await book_messages(second, channel, 5):
+                book.verify(msg)

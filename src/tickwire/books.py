@@ -62,11 +62,13 @@ class BookProjector:
     # -- demand --------------------------------------------------------------
 
     def open(self, channel: Channel) -> None:
-        """``channel`` (a ``book:`` one) is open: publish its snapshot now when the book is held."""
+        """``channel`` (a ``book:`` one) is wanted: publish its snapshot now when the book is held.
+
+        Also on a re-want of an open channel (a hub that dropped its view while the
+        channel lingered): a hub only serves a view that began with a snapshot.
+        """
         assert channel.symbol is not None and channel.depth is not None
         state = self._symbols.setdefault(channel.symbol, _Symbol())
-        if channel.depth in state.depths:
-            return
         state.depths[channel.depth] = channel.name
         if state.book is not None:
             self._snapshot(channel.symbol, state.book, channel.depth, channel.name, reset=False)

@@ -68,6 +68,8 @@ class Ingest:
                 if parsed.kind is Kind.BOOK:
                     self.books.open(parsed)  # before the source, which may send the snapshot at once
                 self.source.open(parsed)
+            elif channel.startswith("book:"):
+                self.books.open(self._open[channel])  # wanted again: a fresh snapshot for the hub
         elif channel in self._open and channel not in self._lingering:
             loop = asyncio.get_running_loop()
             self._lingering[channel] = loop.call_later(self._linger, self._release, channel)
