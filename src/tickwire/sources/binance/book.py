@@ -164,7 +164,7 @@ class BookSync:
         """The snapshot could not be fetched: ask again after the backoff."""
         self.fetching = None
         if self.book is None:
-            self._ask(Fetch.RESYNC if self.published else Fetch.FIRST, self._next_delay())
+            self._ask(self._why(), self._next_delay())
         elif self.refresh is not None:
             self.refresh = None
             self._ask(Fetch.REFRESH, self._next_delay(), refresh=True)
@@ -185,16 +185,19 @@ class BookSync:
             return  # a duplicate of a rotation overlap
         self.buffer.append(ev)
         if self.fetching is None:
-            why = Fetch.RESYNC if self.published else Fetch.FIRST
+            why = self._why()
             self._ask(why, self._delay if why is Fetch.RESYNC else 0.0)
 
+    def _why(self) -> Fetch:
+        """A first sync until the book was ever dropped or failed; a resync after."""
+        return Fetch.FIRST if self.reason == AWAITING else Fetch.RESYNC
+
     def _sync(self, snap: RestBook, recv_ms: int) -> None:
-        retry = Fetch.RESYNC if self.published else Fetch.FIRST
         if not self.buffer:
             return  # lost meanwhile: the next diff asks again
         if snap.last_update_id + 1 < self.buffer[0].first:
             self.refetches += 1
-            self._ask(retry, self._next_delay())
+            self._ask(self._why(), self._next_delay())
             return
         book = Ladder.from_snapshot(snap.last_update_id, snap.bids, snap.asks, self.limit)
         event_time = recv_ms
