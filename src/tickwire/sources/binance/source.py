@@ -150,7 +150,7 @@ class BinanceSource:
             ),
         )
         self._precisions: dict[str, tuple[int, int]] = {}  # from exchangeInfo's filters
-        self._books = BookFeed(
+        self.books = BookFeed(
             emit=self._emit,
             status=self._status,
             rest=self._rest,
@@ -206,7 +206,7 @@ class BinanceSource:
     @rest_hook.setter
     def rest_hook(self, hook: Callable[[str, bytes, int], None] | None) -> None:
         self._snapshots.rest_hook = hook
-        self._books.rest_hook = hook
+        self.books.rest_hook = hook
 
     def _exchange_facts(self, body: bytes) -> None:
         """exchangeInfo loaded: book precisions and the REST weight limit."""
@@ -235,7 +235,7 @@ class BinanceSource:
             await asyncio.gather(
                 self._pool.stop_all(),
                 self._snapshots.stop(),
-                self._books.stop(),
+                self.books.stop(),
                 *self._tasks,
                 return_exceptions=True,
             )
@@ -289,11 +289,11 @@ class BinanceSource:
             if conn.ws is None and conn.down_reason is not None:
                 self._stale[stream] = conn.down_reason
         names.add(channel.name)
-        self._books.open(channel, self._stale.get(stream))
+        self.books.open(channel, self._stale.get(stream))
 
     def close(self, channel: Channel) -> None:
         if channel.kind is Kind.BOOK:
-            self._books.close(channel)
+            self.books.close(channel)
         stream = book_stream(channel.symbol or "") if channel.kind is Kind.BOOK else stream_of(channel)
         names = self._channels.get(stream)
         if names is None:
@@ -345,9 +345,9 @@ class BinanceSource:
             rest_limited=self.rest_limited,
             rest_blocked_seconds=round(self._rest.blocked_for(time.monotonic()), 1),
             symbols=len(symbols) if symbols is not None else None,
-            book_resyncs=self._books.resyncs(),
+            book_resyncs=self.books.resyncs(),
             rest_weight_used=self._rest.budget.account.header,
-            snapshot_weight=self._books.snapshot_weight,
+            snapshot_weight=self.books.snapshot_weight,
         )
 
     # -- market data over HTTP: all in history.py ---------------------------------------------
@@ -442,7 +442,7 @@ class BinanceSource:
         if self.raw_hook is not None:
             self.raw_hook(text, recv_ms)
         try:
-            self._books.deliver(data)
+            self.books.deliver(data)
         except UpstreamError as exc:
             conn.counters.garbage_frames += 1
             logger.warning("conn %s: unusable frame ignored: %s", conn.cid, exc)
@@ -462,7 +462,7 @@ class BinanceSource:
             return
         self._stale[stream] = reason
         if is_book_stream(stream):
-            self._books.stream_down(symbol_of_stream(stream), reason)
+            self.books.stream_down(symbol_of_stream(stream), reason)
             return
         for name in sorted(self._channels.get(stream, ())):
             self._status(name, False, reason)
