@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from tickwire.channels import parse_channel
+from tickwire.config import Settings
 from tickwire.events import BookUpdate, Event
 from tickwire.sources.binance import BinanceSource
 from tickwire.sources.binance.book import AWAITING, RESYNC
+from tickwire.sources.replay import ReplaySource, read_capture
+from tickwire.tools.record import record
 
 from .fake_binance import FakeBinance, fast_source
 from .helpers import eventually
@@ -215,3 +221,29 @@ async def test_a_refresh_while_diffs_flow_shows_no_reset() -> None:
         assert [r[2]["limit"] for r in depth_requests(fake)] == ["1000", "5000"]
         assert matches_venue(sink, fake, "BTCUSDT", n=1200)  # the levels below the old snapshot arrived
         assert source.health().snapshot_weight == 50 + 250
+
+
+async def test_record_captures_the_snapshots_and_replay_plays_them_through_the_engine(tmp_path: Path) -> None:
+    async with FakeBinance() as fake:
+        out = tmp_path / "book.jsonl.gz"
+        settings = replace(Settings(), source="binance")
+        await record(settings, ["book:BTCUSDT:20"], out, duration=1.5, source=fast_source(fake))
+    records = read_capture(out)
+    snapshots = [r for r in records if r.rest is not None]
+    assert [r.rest for r in snapshots] == ["btcusdt@depth@100ms"]
+    assert json.loads(snapshots[0].body or "")["lastUpdateId"] in fake.book("BTCUSDT").states
+    replay = ReplaySource(records, speed=20.0, start_delay=0.0)
+    sink = Sink()
+    replay.attach(sink)
+    replay.open(parse_channel("book:BTCUSDT:20"))
+    task = asyncio.get_running_loop().create_task(replay.run())
+    try:
+        await eventually(lambda: replay.finished, what="the end of the replay")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    shape = sink.shape("BTCUSDT")
+    assert shape[:3] == [(False, AWAITING), "snapshot", (True, None)] and set(shape[3:]) == {"diff"}
+    assert matches_venue(sink, fake, "BTCUSDT")
+    diffs = [json.loads(r.ws)["data"] for r in records if r.ws is not None]
+    assert sink.books["BTCUSDT"][2] == diffs[-1]["u"]  # followed to the recording's end

@@ -34,6 +34,9 @@ CORE = (
     "tickwire.outbox",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
+    "tickwire.sources.binance.bookparse",
+    "tickwire.sources.binance.ladder",
+    "tickwire.sources.binance.book",
 )
 
 IO = ("asyncio", "aiohttp", "redis", "socket")
