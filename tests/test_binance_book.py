@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from tickwire.channels import parse_channel
 from tickwire.events import BookUpdate
 from tickwire.sources.binance.book import AWAITING, RESYNC, BookSync, Fetch, snapshot_limit
-from tickwire.sources.binance.bookparse import DiffEvent, RestBook, digits_of, parse_diff, parse_rest_book
+from tickwire.sources.binance.bookparse import (
+    DiffEvent,
+    RestBook,
+    depth_weight,
+    digits_of,
+    parse_diff,
+    parse_rest_book,
+)
+from tickwire.sources.binance.books import BookFeed
 from tickwire.sources.binance.ladder import Ladder
 
 
@@ -342,6 +352,35 @@ def test_ladder_sides_stay_sorted_and_count_coverage() -> None:
 
 @pytest.mark.parametrize(("limit", "weight"), [(100, 5), (500, 25), (1000, 50), (5000, 250)])
 def test_depth_weights(limit: int, weight: int) -> None:
-    from tickwire.sources.binance.bookparse import depth_weight
-
     assert depth_weight(limit) == weight
+
+
+def body(update_id: int, bids: Levels, asks: Levels) -> bytes:
+    return json.dumps(
+        {"lastUpdateId": update_id, "bids": [[str(p), str(q)] for p, q in bids],
+         "asks": [[str(p), str(q)] for p, q in asks]}
+    ).encode()  # fmt: skip
+
+
+def test_a_depth_deeper_than_the_snapshot_covers_is_stale_until_the_refresh() -> None:
+    log: list[Any] = []
+    feed = BookFeed(emit=log.append, status=lambda *status: log.append(status))
+    feed.open(parse_channel("book:BTCUSDT:100"))
+    sync = feed.syncs["BTCUSDT"]
+    sync.on_diff(diff(11, 11))
+    assert feed.pending == {"BTCUSDT": (Fetch.FIRST, 1000)}
+    assert feed.snapshot("BTCUSDT", body(10, *deep_book(1000)), 1)
+    sync.on_diff(diff(12, 12, bids=lv(("10000", "0"))))  # 999 covered bids left
+    log.clear()
+    feed.open(parse_channel("book:BTCUSDT:1000"))
+    assert log == [("book:BTCUSDT:1000", False, AWAITING)]  # its window reaches past the snapshot
+    assert feed.pending == {"BTCUSDT": (Fetch.REFRESH, 5000)}
+    feed.open(parse_channel("book:BTCUSDT:20"))  # a shallower one is fine at once
+    assert log == [("book:BTCUSDT:1000", False, AWAITING)]
+    log.clear()
+    assert feed.snapshot("BTCUSDT", body(12, *deep_book(1500)), 2)
+    assert [type(e).__name__ for e in log] == ["BookUpdate", "tuple"]
+    assert not log[0].snapshot and log[1] == ("book:BTCUSDT:1000", True, None)
+    assert feed.close(parse_channel("book:BTCUSDT:1000")) is False
+    assert feed.close(parse_channel("book:BTCUSDT:20")) is False
+    assert feed.close(parse_channel("book:BTCUSDT:100")) is True and feed.syncs == {}

@@ -6,7 +6,10 @@ One upstream book per symbol, whatever depths are open: the first
 the deepest depth wanted, and the last one closing drops it. Status goes to
 every open depth channel of the symbol; a channel that opens while the book
 is not live is told why at once ("awaiting snapshot", "book resync", or the
-connection's reason).
+connection's reason). A depth opening on a live book whose snapshot does not
+cover that many levels (1000 on a 1000-level snapshot whose top was eaten)
+is stale "awaiting snapshot" until the refresh that this deeper depth asks
+for has swapped in.
 
 Snapshots: with a :class:`~.rest.RestClient`, the feed fetches them itself
 through the source's weight budget, by the priority of their reason
@@ -27,7 +30,7 @@ from typing import Any
 from ...channels import Channel
 from ...errors import UpstreamError
 from ...events import BookUpdate, Event
-from .book import BookSync, Fetch
+from .book import AWAITING, BookSync, Fetch
 from .bookparse import book_stream, depth_weight, parse_diff, parse_rest_book
 from .budget import Priority
 from .rest import RestClient
@@ -72,6 +75,7 @@ class BookFeed:
         self.syncs: dict[str, BookSync] = {}
         self._open: dict[str, dict[int, str]] = {}  # symbol -> depth -> channel name
         self._tasks: dict[str, asyncio.Task[Any]] = {}  # symbol -> its snapshot fetch
+        self._uncovered: dict[str, dict[str, int]] = {}  # symbol -> channel -> depth, stale until covered
         self.pending: dict[str, tuple[Fetch, int]] = {}  # symbol -> (why, limit), when rest is None
         self.rest_hook: Callable[[str, bytes, int], None] | None = None
         self._past: dict[str, int] = {}  # resyncs of symbols closed since
@@ -93,6 +97,9 @@ class BookFeed:
             )
             self.syncs[symbol] = sync
         reason = down or sync.reason
+        if reason is None and sync.book is not None and sync.book.covered() < depth:
+            reason = AWAITING
+            self._uncovered.setdefault(symbol, {})[channel.name] = depth
         if reason is not None:
             self._status(channel.name, False, reason)
         sync.want_depth(max(depths))
@@ -104,10 +111,12 @@ class BookFeed:
         if depths is None or depths.get(channel.depth or 0) != channel.name:
             return False
         del depths[channel.depth or 0]
+        self._uncovered.get(symbol, {}).pop(channel.name, None)
         if depths:
             self.syncs[symbol].want_depth(max(depths))
             return False
         del self._open[symbol]
+        self._uncovered.pop(symbol, None)
         sync = self.syncs.pop(symbol)
         for reason, n in sync.resyncs.items():
             self._past[reason] = self._past.get(reason, 0) + n
@@ -165,8 +174,23 @@ class BookFeed:
 
     def book_event(self, update: BookUpdate) -> None:
         self._emit(update)
+        if self._uncovered and update.symbol in self._uncovered:
+            self._cover(update.symbol)
+
+    def _cover(self, symbol: str) -> None:
+        """Channels waiting for a deeper snapshot go live once the book covers their depth."""
+        book = self.syncs[symbol].book
+        waiting = self._uncovered[symbol]
+        for name, depth in sorted(waiting.items()):
+            if book is not None and book.covered() >= depth:
+                del waiting[name]
+                self._status(name, True, None)
+        if not waiting:
+            del self._uncovered[symbol]
 
     def book_status(self, symbol: str, live: bool, reason: str | None) -> None:
+        if not live:
+            self._uncovered.pop(symbol, None)  # the whole book is stale now: one status for all
         for _, name in sorted(self._open.get(symbol, {}).items()):
             self._status(name, live, reason)
 
