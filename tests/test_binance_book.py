@@ -384,3 +384,12 @@ def test_a_depth_deeper_than_the_snapshot_covers_is_stale_until_the_refresh() ->
     assert feed.close(parse_channel("book:BTCUSDT:1000")) is False
     assert feed.close(parse_channel("book:BTCUSDT:20")) is False
     assert feed.close(parse_channel("book:BTCUSDT:100")) is True and feed.syncs == {}
+
+
+def test_the_diff_stream_is_its_own_kind_for_the_watchdog() -> None:
+    from tickwire.sources.binance.parse import stream_kind
+    from tickwire.sources.binance.watchdog import StallThresholds, StreamWatch
+
+    assert stream_kind("btcusdt@depth@100ms") == "book" and stream_kind("btcusdt@depth10@100ms") == "depth"
+    watch = StreamWatch("btcusdt@depth@100ms", StallThresholds(trades_max=300.0), 0.0)
+    assert watch.fixed is None and watch.limit() == 300.0  # no fixed cadence: a quiet book is not stalled
