@@ -6,7 +6,10 @@ LIST_SUBSCRIPTIONS with ids and both error forms, server pings, the 5
 incoming messages per second limit (close 1008 "Too many requests"), a
 connection lifetime, ``serverShutdown``; REST exchangeInfo, ticker/24hr,
 klines and depth with weights, ``X-MBX-USED-WEIGHT-1M`` and 429/418 with
-``Retry-After``. Faults: abrupt drop, silent stall, refused connects,
+``Retry-After``. ``<sym>@depth@100ms`` diffs and ``/api/v3/depth`` snapshots of
+more than 10 levels come from one evolving book per symbol (:mod:`.fake_binance_book`,
+with its own faults; ``depth_fail`` answers the next snapshot requests with
+an error). Faults: abrupt drop, silent stall, refused connects,
 garbage frames, forced closes, REST down (reset or 500).
 
 A feeder task publishes the next payload of every subscribed stream every
@@ -34,13 +37,14 @@ from tickwire.sources.binance import BinanceSource
 from tickwire.sources.binance.connection import ConnectionConfig
 from tickwire.sources.binance.watchdog import StallThresholds
 
+from .fake_binance_book import FakeBinanceBook
 from .helpers import Client, Running, running_gateway, site_port
 
 
 __all__ = ["FAST", "FakeBinance", "FakeConn", "Recorder", "binance_gateway", "fast_source"]
 
 _STREAM = re.compile(
-    r"[a-z0-9]+@(trade|ticker|kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)|depth10@100ms)"
+    r"[a-z0-9]+@(trade|ticker|kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)|depth10@100ms|depth@100ms)"
 )
 _INTERVAL_MS = {"1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 
@@ -107,6 +111,8 @@ class FakeBinance:
         self.rest_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next requests
         self.rest_down: str | None = None  # every REST request: "reset" (no answer) or "500"
         self.weight_used = 0
+        self.books: dict[str, FakeBinanceBook] = {}  # symbol -> its diff-depth book
+        self.depth_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next book snapshots
         self._counters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # every task of the fake, cancelled by close()
         self._feeder_task: asyncio.Task[None] | None = None
@@ -155,6 +161,12 @@ class FakeBinance:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def book(self, symbol: str) -> FakeBinanceBook:
+        """The evolving order book of ``symbol`` (made on first use)."""
+        if symbol not in self.books:
+            self.books[symbol] = FakeBinanceBook(symbol)
+        return self.books[symbol]
 
     # -- views for tests -------------------------------------------------------------
 
@@ -330,8 +342,14 @@ class FakeBinance:
             if not self.feeding:
                 continue
             for stream in sorted(self.subscriptions()):
-                if stream not in self.paused:
-                    await self.publish(stream, self.next_payload(stream))
+                if stream in self.paused:
+                    continue
+                if stream.endswith("@depth@100ms"):
+                    diff = self.book(stream.partition("@")[0].upper()).next_diff()
+                    if diff is not None:
+                        await self.publish(stream, diff)
+                    continue
+                await self.publish(stream, self.next_payload(stream))
 
     async def publish(self, stream: str, payload: dict[str, Any]) -> None:
         """Send one payload to every connection carrying ``stream`` (not stalled)."""
@@ -489,6 +507,9 @@ class FakeBinance:
                 "2434.19055334", 308, "1756.87402397", "28.46694368", "0"]  # fmt: skip
 
     async def _depth(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "100"))
+        if limit > 10:
+            return self._book_depth(request, limit)
         failed = self._rest(request, 5) or self._bad_symbol(request)
         if failed is not None:
             return failed
@@ -499,6 +520,22 @@ class FakeBinance:
                 "asks": [["4.00000200", "12.00000000"]],
             }
         )
+
+    def _book_depth(self, request: web.Request, limit: int) -> web.Response:
+        """A snapshot of the symbol's evolving book, ``limit`` levels a side, weighed by ``limit``."""
+        weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+        if self.depth_fail:
+            status, retry = self.depth_fail.pop(0)
+            self.rest_log.append((time.monotonic(), request.path, dict(request.query), status))
+            return web.json_response(
+                {"code": -1003, "msg": "Too much request weight used"},
+                status=status,
+                headers={"Retry-After": f"{retry:g}", "X-MBX-USED-WEIGHT-1M": str(self.weight_used)},
+            )
+        failed = self._rest(request, weight) or self._bad_symbol(request)
+        if failed is not None:
+            return failed
+        return self._json(self.book(request.query["symbol"]).snapshot(min(limit, 5000)))
 
 
 FAST: dict[str, Any] = {

@@ -37,6 +37,9 @@ CORE = (
     "tickwire.sources.market",
     "tickwire.sources.simbook",
     "tickwire.sources.binance.parse",
+    "tickwire.sources.binance.bookparse",
+    "tickwire.sources.binance.ladder",
+    "tickwire.sources.binance.book",
 )
 
 IO = ("asyncio", "aiohttp", "redis", "socket")

@@ -244,3 +244,21 @@ async def test_process_metrics_are_exported(running: Running) -> None:
     samples = await scrape(running)
     assert value(samples, "process_open_fds") > 0
     assert value(samples, "process_max_fds") > 0
+
+
+async def test_book_metrics_read_source_health() -> None:
+    source = _CountingSource(seed=1)
+    async with running_gateway(source=source) as gw:
+        before = await scrape(gw)
+        source.counters = {
+            "book_resyncs": {"gap": 2, "crossed": 1},
+            "rest_weight_used": 120,
+            "snapshot_weight": 300,
+        }
+        after = await scrape(gw)
+    for reason in ("gap", "crossed", "bridge", "disconnect"):  # there from the start, for rate()
+        assert value(before, "tickwire_book_resyncs_total", source="simulated", reason=reason) == 0
+    assert value(after, "tickwire_book_resyncs_total", source="simulated", reason="gap") == 2
+    assert value(after, "tickwire_book_resyncs_total", source="simulated", reason="crossed") == 1
+    assert value(after, "tickwire_upstream_rest_weight_used", source="simulated") == 120
+    assert value(after, "tickwire_book_snapshot_weight_total", source="simulated") == 300

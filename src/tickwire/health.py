@@ -31,3 +31,6 @@ class SourceHealth(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=T
     follower: bool = False  # a ``--role gateway`` process: this is the leading ingest's upstream
     leader: str | None = None  # the node id of that ingest
     simulated: bool = False  # the data is invented by the simulated market
+    book_resyncs: dict[str, int] = {}  # order book resyncs since start, by reason (gap, crossed, ...)
+    rest_weight_used: int = 0  # REST request weight used this minute, per the venue's last answer
+    snapshot_weight: int = 0  # REST request weight spent on order book snapshots since start

@@ -314,6 +314,7 @@ class _GatewayCollector(Collector):
             "REST answers 429/418 (rate limited) from the upstream.",
             health.rest_limited,
         )
+        yield from _book_metrics(health, gauge, counter)
 
     def _bus_metrics(self) -> Iterator[Metric]:
         if self._bus is None:
@@ -349,6 +350,35 @@ class _GatewayCollector(Collector):
         yield _counter(
             "tickwire_publish_messages", "Channel messages accepted by the publish API.", s.publish_messages
         )
+
+
+_RESYNC_REASONS = ("gap", "crossed", "bridge", "disconnect")  # exported at 0 from the start
+
+
+def _book_metrics(
+    health: SourceHealth,
+    gauge: Callable[[str, str, float], GaugeMetricFamily],
+    counter: Callable[[str, str, float], CounterMetricFamily],
+) -> Iterator[Metric]:
+    """The source's order book engine and REST weight (sources/binance/books.py, budget.py)."""
+    resyncs = CounterMetricFamily(
+        "tickwire_book_resyncs",
+        "Order book resyncs (the book dropped and rebuilt from a snapshot), by reason.",
+        labels=["source", "reason"],
+    )
+    for reason, n in sorted({**dict.fromkeys(_RESYNC_REASONS, 0), **health.book_resyncs}.items()):
+        resyncs.add_metric([health.source, reason], n)
+    yield resyncs
+    yield gauge(
+        "tickwire_upstream_rest_weight_used",
+        "REST request weight used in the current minute, per the upstream's last answer.",
+        health.rest_weight_used,
+    )
+    yield counter(
+        "tickwire_book_snapshot_weight",
+        "REST request weight spent on order book snapshots.",
+        health.snapshot_weight,
+    )
 
 
 def _bucket_index(depth: int) -> int:

@@ -12,6 +12,14 @@ partial book, which carries no time of its own, is stamped with the recorded
 receive time, so a replay is deterministic. Playback starts ``start_delay``
 seconds after the first channel opens (so a client can subscribe first) and
 keeps the recorded spacing divided by ``speed``; with ``loop`` it starts over.
+
+``book:`` channels go through the Binance book engine (:mod:`.binance.books`),
+the same as live: recorded ``@depth@100ms`` diffs feed it, and a recorded
+REST depth snapshot answers its request for one (a snapshot recorded before
+the request is held until it comes). Streams the parsers do not know (a
+third-party capture's ``bookTicker``, ``aggTrade``) are skipped. A third-party
+capture set (``*.ws.jsonl`` with its sidecars, :mod:`.replay_captures`) is
+read as if ``tickwire record`` had written it.
 """
 
 from __future__ import annotations
@@ -26,13 +34,16 @@ from pathlib import Path
 
 import msgspec
 
-from ..channels import Channel
+from ..channels import Channel, Kind
 from ..config import Settings
 from ..errors import ConfigError, ErrorCode, ProtocolError, UpstreamError
 from ..events import Event, Kline
 from ..marketdata import SymbolInfo, last_candles, split_symbol
 from .base import SourceHealth, SourceKind, SourceSink
-from .binance.parse import DataFrame, Normalizer, parse_frame, stream_of, symbol_of_stream
+from .binance.bookparse import book_stream, is_book_stream
+from .binance.books import BookFeed
+from .binance.parse import DataFrame, Normalizer, parse_frame, stream_kind, stream_of, symbol_of_stream
+from .replay_captures import WS_SUFFIX, read_capture_set
 from .replay_history import CaptureHistory
 
 
@@ -66,6 +77,8 @@ def read_capture(path: str | Path) -> list[Capture]:
     Raises:
         UpstreamError: a line is not a capture record.
     """
+    if str(path).endswith(WS_SUFFIX):
+        return read_capture_set(path)
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
@@ -92,6 +105,8 @@ def _load(path: str) -> list[Capture]:
         raise ConfigError(
             f"--replay-file={path!r}: not a capture of tickwire record (line {exc.number}: {exc.why})"
         ) from None
+    except (UpstreamError, ValueError) as exc:  # a capture set whose sidecars do not line up
+        raise ConfigError(f"--replay-file={path!r}: {exc}") from None
     except (OSError, EOFError, zlib.error) as exc:  # unreadable, or a damaged gzip stream
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise ConfigError(f"--replay-file={path!r}: cannot read it ({why})") from None
@@ -159,6 +174,9 @@ class ReplaySource:
         self.passes = 0
         self.finished = False
         self.bad_frames = 0
+        self.skipped_frames = 0  # frames of streams no parser knows (a capture's bookTicker, aggTrade)
+        self.books = BookFeed(emit=self._emit, status=self._status, on_request=self._snapshot_wanted)
+        self._held: dict[str, tuple[str, int]] = {}  # symbol -> a recorded snapshot nobody asked for yet
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplaySource:
@@ -187,11 +205,19 @@ class ReplaySource:
             )
 
     def open(self, channel: Channel) -> None:
-        self._open.setdefault(stream_of(channel), set()).add(channel.name)
+        self._open.setdefault(self._stream(channel), set()).add(channel.name)
+        if channel.kind is Kind.BOOK:
+            self.books.open(channel)
         self._wanted.set()
 
+    @staticmethod
+    def _stream(channel: Channel) -> str:
+        return book_stream(channel.symbol or "") if channel.kind is Kind.BOOK else stream_of(channel)
+
     def close(self, channel: Channel) -> None:
-        stream = stream_of(channel)
+        if channel.kind is Kind.BOOK:
+            self.books.close(channel)
+        stream = self._stream(channel)
         names = self._open.get(stream)
         if names is not None:
             names.discard(channel.name)
@@ -228,6 +254,8 @@ class ReplaySource:
                 logger.info("replay finished after %d frames", self.position)
                 await asyncio.Event().wait()  # stay up: clients keep their last values
             self._norm.reset()
+            for symbol in list(self.books.syncs):  # update ids go back: every book is rebuilt
+                self.books.stream_down(symbol, "replay starts over")
 
     async def _play_once(self) -> None:
         if not self._records:
@@ -247,15 +275,52 @@ class ReplaySource:
     def _event(self, record: Capture) -> Event | None:
         try:
             if record.rest is not None and record.body is not None:
+                if is_book_stream(record.rest):
+                    self._book_snapshot(symbol_of_stream(record.rest), record.body, record.t)
+                    return None
                 return self._norm.accept_rest(record.rest, record.body.encode(), record.t)
             if record.ws is not None:
                 frame = parse_frame(record.ws)
                 if isinstance(frame, DataFrame):
-                    return self._norm.accept(frame.stream, frame.data, record.t)
+                    return self._frame(frame, record.t)
         except UpstreamError as exc:
             self.bad_frames += 1
             logger.warning("replay frame %d skipped: %s", self.position, exc)
         return None
+
+    def _frame(self, frame: DataFrame, t: int) -> Event | None:
+        if is_book_stream(frame.stream):
+            self.books.deliver(frame.data)
+            return None
+        try:
+            stream_kind(frame.stream)
+        except UpstreamError:
+            self.skipped_frames += 1
+            return None
+        return self._norm.accept(frame.stream, frame.data, t)
+
+    # -- books: recorded snapshots answer the engine's requests -------------------------------
+
+    def _emit(self, event: Event) -> None:
+        if self._sink is not None:
+            self._sink.on_event(event)
+
+    def _status(self, channel: str, live: bool, reason: str | None) -> None:
+        if self._sink is not None:
+            self._sink.on_status(channel, live, reason)
+
+    def _book_snapshot(self, symbol: str, body: str, t: int) -> None:
+        if not self.books.snapshot(symbol, body.encode(), t):
+            self._held[symbol] = (body, t)
+
+    def _snapshot_wanted(self, symbol: str) -> None:
+        # not from inside the engine's own call: it answers on the next loop turn
+        asyncio.get_running_loop().call_soon(self._serve_held, symbol)
+
+    def _serve_held(self, symbol: str) -> None:
+        held = self._held.pop(symbol, None)
+        if held is not None and symbol in self.books.pending:
+            self.books.snapshot(symbol, held[0].encode(), held[1])
 
     # -- market data over HTTP (replay_history.py) -------------------------------------------
 

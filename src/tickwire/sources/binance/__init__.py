@@ -5,8 +5,9 @@ is live, and why not), ``pool``
 (which stream rides on which connection, make-before-break replacement),
 ``connection`` (one combined-stream connection), ``watchdog`` (per-stream
 stall thresholds), ``symbols`` (exchangeInfo with backoff), ``snapshots``
-(held values and REST snapshots), ``rest`` (REST calls and their weights),
-``parse`` (frames to events).
+(held values and REST snapshots), ``rest`` (REST calls), ``budget`` (the one
+REST weight budget), ``books``/``book``/``ladder``/``bookparse`` (the order
+book engine of ``book:`` channels), ``parse`` (frames to events).
 
 Venue limits this connector is built to (Binance Spot, "WebSocket Streams",
 https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md,

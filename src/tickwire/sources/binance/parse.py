@@ -70,7 +70,7 @@ def stream_of(channel: Channel) -> str:
 
 
 def stream_kind(stream: str) -> str:
-    """``trade``, ``kline``, ``ticker`` or ``depth``; UpstreamError for any other stream."""
+    """``trade``, ``kline``, ``ticker``, ``depth`` or ``book``; UpstreamError for any other stream."""
     _, _, rest = stream.partition("@")
     if rest == "trade":
         return "trade"
@@ -80,6 +80,8 @@ def stream_kind(stream: str) -> str:
         return "kline"
     if rest.startswith("depth") and rest[5:6].isdigit():
         return "depth"
+    if rest == "depth@100ms":
+        return "book"  # the diff depth stream of book:S:D channels (sources/binance/books.py)
     raise UpstreamError(f"unexpected stream {stream!r}")
 
 

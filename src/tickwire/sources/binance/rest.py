@@ -1,21 +1,22 @@
 """Binance REST GETs within the venue's request-weight budget.
 
 The venue allows 6000 request weight per minute per IP and answers 429 (and
-418 for repeat offenders) with ``Retry-After`` in seconds; the client stays
-under 80 % of the budget, follows the ``X-MBX-USED-WEIGHT-1M`` header and,
-once refused, sends nothing until ``Retry-After`` has passed (rest-api.md of
-https://github.com/binance/binance-spot-api-docs).
+418 for repeat offenders) with ``Retry-After`` in seconds (rest-api.md of
+https://github.com/binance/binance-spot-api-docs). Every request takes a
+slot of the source's one :class:`~.budget.RestBudget` (80 % of the limit,
+corrected by ``X-MBX-USED-WEIGHT-1M``, at most 4 in flight, by priority),
+which, once refused, lets nothing out until ``Retry-After`` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
 
+from .budget import BudgetExhausted, Priority, RestBudget, Slot, WeightAccount
 from .parse import DEPTH_LEVELS, stream_kind, symbol_of_stream
 
 
@@ -31,9 +32,10 @@ class RestClient:
         base_url: REST base URL, without a trailing slash.
         http: returns the shared HTTP client session.
         weights: request weight per path (1 when absent).
-        weight_per_minute: the venue's weight budget per minute.
+        weight_per_minute: the venue's weight budget per minute (when ``budget`` is None).
         timeout: seconds per request.
         clock_ms: wall clock, ms, for the receive time of a body.
+        budget: the weight budget every request goes through.
     """
 
     def __init__(
@@ -45,16 +47,16 @@ class RestClient:
         weight_per_minute: int,
         timeout: float,
         clock_ms: Callable[[], int],
+        budget: RestBudget | None = None,
     ) -> None:
         self.base_url = base_url
         self._http = http
         self._weights = weights
-        self._weight_per_minute = weight_per_minute
         self._timeout = timeout
         self._clock_ms = clock_ms
-        self._blocked_until = 0.0
-        self._weight_used = 0
-        self._weight_since = 0.0
+        self.budget = (
+            budget if budget is not None else RestBudget(WeightAccount(per_minute=weight_per_minute))
+        )
         self.limited = 0  # 429/418 answers
         self.calls = 0  # requests sent (refused locally by the budget: not counted)
         self.responses = 0  # HTTP answers of any status: the venue was reached
@@ -62,35 +64,50 @@ class RestClient:
 
     def blocked_for(self, now: float) -> float:
         """Seconds (monotonic ``now``) until a 429/418 stops keeping us off, 0 when not blocked."""
-        return max(0.0, self._blocked_until - now)
+        return self.budget.account.blocked_for(now)
 
-    async def get(self, path: str, params: dict[str, str]) -> tuple[bytes | None, int, float | None]:
-        """GET within the weight budget: (body, receive ms, retry-after seconds when refused)."""
-        now = time.monotonic()
-        if now < self._blocked_until:
-            return None, 0, self._blocked_until - now
-        if now - self._weight_since >= 60.0:
-            self._weight_since, self._weight_used = now, 0
-        weight = self._weights.get(path, 1)
-        if self._weight_used + weight > self._weight_per_minute * 0.8:
-            return None, 0, self._weight_since + 60.0 - now
-        self._weight_used += weight
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        weight: int | None = None,
+        priority: Priority = Priority.OTHER,
+        max_wait: float = 0.0,
+    ) -> tuple[bytes | None, int, float | None]:
+        """GET within the weight budget: (body, receive ms, retry-after seconds when refused).
+
+        Args:
+            weight: the request's weight (default: by path, 1 when unknown).
+            priority: its place in the budget's queue.
+            max_wait: seconds it may wait for weight or a ``Retry-After`` to pass
+                (a free slot is always waited for); 0 answers at once.
+        """
+        cost = weight if weight is not None else self._weights.get(path, 1)
+        try:
+            async with self.budget.slot(cost, priority, max_wait=max_wait) as slot:
+                return await self._send(path, params, slot)
+        except BudgetExhausted as exc:
+            return None, 0, exc.retry_after
+
+    async def _send(
+        self, path: str, params: dict[str, str], slot: Slot
+    ) -> tuple[bytes | None, int, float | None]:
         self.calls += 1
         try:
             timeout = aiohttp.ClientTimeout(total=self._timeout)
             async with self._http().get(self.base_url + path, params=params, timeout=timeout) as resp:
                 self.responses += 1
                 used = resp.headers.get("X-MBX-USED-WEIGHT-1M", "")
-                if used.isdigit():
-                    self._weight_used = int(used)
                 body = await resp.read()
                 if resp.status in (418, 429):
                     retry = _seconds(resp.headers.get("Retry-After"), 60.0)
-                    self._blocked_until = time.monotonic() + retry
+                    slot.refused(retry)
                     self.limited += 1
                     self.last_error = f"HTTP {resp.status}, retry after {retry:g} s"
                     logger.warning("REST %s answered %s; no REST for %.0f s", path, resp.status, retry)
                     return None, 0, retry
+                slot.used(int(used) if used.isdigit() else None)
                 if resp.status != 200:
                     logger.warning("REST %s answered %s: %s", path, resp.status, body[:200])
                     self.last_error = f"HTTP {resp.status}"

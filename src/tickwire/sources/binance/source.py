@@ -12,7 +12,10 @@ batched control messages; it reports back through the
 :mod:`.parse`, REST goes through :mod:`.rest`, the symbol list through
 :mod:`.symbols`. A per-stream watchdog (:mod:`.watchdog`), the connection age
 and ``serverShutdown`` start a replacement connection; the old one is closed
-``overlap`` seconds after the new one delivered data. Every stream whose
+``overlap`` seconds after the new one delivered data. ``book:`` channels go
+to :mod:`.books` (one ``@depth@100ms`` stream and book engine per symbol),
+which reports their status itself; every REST call shares one weight budget
+(:mod:`.budget`), sized from exchangeInfo. Every stream whose
 connection is down or stalled is reported stale, channel by channel, until
 data flows again; ``health()`` is not live until the venue has been reached
 and exchangeInfo answered.
@@ -31,17 +34,20 @@ from typing import Any
 import aiohttp
 
 from ...backoff import ConnectBudget
-from ...channels import Channel
+from ...channels import Channel, Kind
 from ...clock import wall_ms
 from ...config import Settings
 from ...errors import ErrorCode, ProtocolError, UpstreamError
 from ...events import Event, Kline
 from ...marketdata import SymbolInfo
 from ..base import SourceKind, SourceSink
+from .bookparse import book_stream, is_book_stream, parse_exchange_facts
+from .books import BookFeed
+from .budget import RestBudget, WeightAccount
 from .connection import Connection, ConnectionConfig
 from .health import BinanceHealth, liveness
 from .history import BinanceHistory
-from .parse import DataFrame, Normalizer, stream_of
+from .parse import DataFrame, Normalizer, stream_of, symbol_of_stream
 from .pool import ConnectionPool
 from .rest import RestClient
 from .snapshots import Snapshots
@@ -70,6 +76,8 @@ class BinanceSource:
         snapshot_fresh: a value younger than this (seconds) needs no REST snapshot.
         snapshot_wait: longest ``Retry-After`` (seconds) a snapshot waits for.
         rest_timeout: seconds per REST request.
+        rest_in_flight: REST requests running at once.
+        book_backoff_initial, book_backoff_max: a book's resync delays, seconds.
     """
 
     name = "binance"
@@ -103,6 +111,9 @@ class BinanceSource:
         snapshot_fresh: float = 5.0,
         snapshot_wait: float = 10.0,
         rest_timeout: float = 10.0,
+        rest_in_flight: int = 4,
+        book_backoff_initial: float = 1.0,
+        book_backoff_max: float = 60.0,
         rng: random.Random | None = None,
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
@@ -134,6 +145,18 @@ class BinanceSource:
             weight_per_minute=self.REST_WEIGHT_PER_MINUTE,
             timeout=rest_timeout,
             clock_ms=clock_ms,
+            budget=RestBudget(
+                WeightAccount(per_minute=self.REST_WEIGHT_PER_MINUTE), max_in_flight=rest_in_flight
+            ),
+        )
+        self._precisions: dict[str, tuple[int, int]] = {}  # from exchangeInfo's filters
+        self.books = BookFeed(
+            emit=self._emit,
+            status=self._status,
+            rest=self._rest,
+            precision=self._precisions.get,
+            backoff_initial=book_backoff_initial,
+            backoff_max=book_backoff_max,
         )
         self._symbols = SymbolList(
             self._rest,
@@ -142,6 +165,7 @@ class BinanceSource:
             retry_max=exchange_info_retry_max,
             rng=rng,
         )
+        self._symbols.info_hook = self._exchange_facts
         self.history = BinanceHistory(self._rest, ttl=exchange_info_ttl, clock_ms=clock_ms)  # /api/v1/klines
         self._snapshots = Snapshots(
             self._rest, self._norm, emit=self._emit, fresh=snapshot_fresh, wait=snapshot_wait
@@ -182,6 +206,18 @@ class BinanceSource:
     @rest_hook.setter
     def rest_hook(self, hook: Callable[[str, bytes, int], None] | None) -> None:
         self._snapshots.rest_hook = hook
+        self.books.rest_hook = hook
+
+    def _exchange_facts(self, body: bytes) -> None:
+        """exchangeInfo loaded: book precisions and the REST weight limit."""
+        try:
+            facts = parse_exchange_facts(body)
+        except UpstreamError as exc:
+            logger.warning("%s", exc)
+            return
+        self._precisions.update(facts.precisions)
+        if facts.weight_per_minute:
+            self._rest.budget.account.per_minute = facts.weight_per_minute
 
     # -- Source protocol ---------------------------------------------------------------
 
@@ -197,7 +233,11 @@ class BinanceSource:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(
-                self._pool.stop_all(), self._snapshots.stop(), *self._tasks, return_exceptions=True
+                self._pool.stop_all(),
+                self._snapshots.stop(),
+                self.books.stop(),
+                *self._tasks,
+                return_exceptions=True,
             )
             if self._http is not None:
                 await self._http.close()
@@ -216,6 +256,9 @@ class BinanceSource:
         raise ProtocolError(ErrorCode.UNKNOWN_SYMBOL, f"Binance {why} {channel.symbol}", channel=channel.name)
 
     def open(self, channel: Channel) -> None:
+        if channel.kind is Kind.BOOK:
+            self._open_book(channel)
+            return
         stream = stream_of(channel)
         names = self._channels.get(stream)
         held = self._snapshots.fresh_value(stream)
@@ -237,8 +280,21 @@ class BinanceSource:
         if held is None:
             self._snapshot_soon(stream)
 
+    def _open_book(self, channel: Channel) -> None:
+        stream = book_stream(channel.symbol or "")
+        names = self._channels.setdefault(stream, set())
+        if not names:
+            self._watches[stream] = StreamWatch(stream, self.stall, time.monotonic())
+            conn = self._pool.place(stream)
+            if conn.ws is None and conn.down_reason is not None:
+                self._stale[stream] = conn.down_reason
+        names.add(channel.name)
+        self.books.open(channel, self._stale.get(stream))
+
     def close(self, channel: Channel) -> None:
-        stream = stream_of(channel)
+        if channel.kind is Kind.BOOK:
+            self.books.close(channel)
+        stream = book_stream(channel.symbol or "") if channel.kind is Kind.BOOK else stream_of(channel)
         names = self._channels.get(stream)
         if names is None:
             return
@@ -289,6 +345,9 @@ class BinanceSource:
             rest_limited=self.rest_limited,
             rest_blocked_seconds=round(self._rest.blocked_for(time.monotonic()), 1),
             symbols=len(symbols) if symbols is not None else None,
+            book_resyncs=self.books.resyncs(),
+            rest_weight_used=self._rest.budget.account.header,
+            snapshot_weight=self.books.snapshot_weight,
         )
 
     # -- market data over HTTP: all in history.py ---------------------------------------------
@@ -354,6 +413,9 @@ class BinanceSource:
         stream = frame.stream
         if stream not in self._channels:
             return  # unsubscribed a moment ago, or not ours
+        if is_book_stream(stream):
+            self._deliver_book(conn, stream, frame.data, text, recv_ms)
+            return
         try:
             event = self._norm.accept(stream, frame.data, recv_ms)
         except UpstreamError as exc:
@@ -372,6 +434,19 @@ class BinanceSource:
             self.raw_hook(text, recv_ms)
         self._emit(event)
 
+    def _deliver_book(self, conn: Connection, stream: str, data: bytes, text: str, recv_ms: int) -> None:
+        """A diff depth frame: to the book engine, which sends its channels' live status itself."""
+        self._pool.first_data(conn)
+        self._watches[stream].seen(time.monotonic())
+        self._stale.pop(stream, None)
+        if self.raw_hook is not None:
+            self.raw_hook(text, recv_ms)
+        try:
+            self.books.deliver(data)
+        except UpstreamError as exc:
+            conn.counters.garbage_frames += 1
+            logger.warning("conn %s: unusable frame ignored: %s", conn.cid, exc)
+
     # -- status -----------------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
@@ -386,6 +461,9 @@ class BinanceSource:
         if stream in self._stale:
             return
         self._stale[stream] = reason
+        if is_book_stream(stream):
+            self.books.stream_down(symbol_of_stream(stream), reason)
+            return
         for name in sorted(self._channels.get(stream, ())):
             self._status(name, False, reason)
 

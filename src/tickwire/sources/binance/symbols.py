@@ -71,6 +71,8 @@ class SymbolList:
         self.failures = 0  # failed loads in a row
         self.attempts = 0
         self.last_error: str | None = None
+        self.info_hook: Callable[[bytes], None] | None = None
+        """Called with every exchangeInfo body loaded (precisions, weight limit)."""
 
     def _backoff(self) -> Iterator[float]:
         return backoff(initial=self._retry_initial, max_delay=self._retry_max, rng=self._rng)
@@ -111,6 +113,8 @@ class SymbolList:
                 self._failed(str(exc), None)
                 return
             self.symbols = symbols
+            if self.info_hook is not None:
+                self.info_hook(body)
             self.loaded_at = self._clock()
             self.failures = 0
             self.last_error = None
