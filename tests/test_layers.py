@@ -34,6 +34,7 @@ CORE = (
     "tickwire.outbox",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
+    "tickwire.sources.binance.gaps",
 )
 
 IO = ("asyncio", "aiohttp", "redis", "socket")
