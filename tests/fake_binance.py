@@ -115,6 +115,7 @@ class FakeBinance:
         self.rest_log: list[tuple[float, str, dict[str, str], int]] = []
         self.rest_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next requests
         self.rest_down: str | None = None  # every REST request: "reset" (no answer) or "500"
+        self.trades_delay = 0.0  # seconds /api/v3/trades takes to answer
         self.weight_used = 0
         self._counters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # every task of the fake, cancelled by close()
@@ -510,6 +511,7 @@ class FakeBinance:
         if failed is not None:
             return failed
         limit = min(int(request.query.get("limit", "500")), 1000)
+        await asyncio.sleep(self.trades_delay)
         rows = list(self.trades.get(request.query["symbol"], ()))
         return self._json(rows[-limit:])
 

@@ -156,6 +156,42 @@ async def test_a_planned_rotation_does_not_backfill() -> None:
         assert rest_calls(fake, "/api/v3/trades") == []
 
 
+async def test_a_stall_replaced_by_the_watchdog_is_backfilled_too() -> None:
+    async with FakeBinance(market_runs=True) as fake, gateway(fake) as (gw, source):
+        async with Client.connect(gw.ws_url) as client:
+            await client.subscribe(TRADES)
+            rec = Recorder(client)
+            await flowing(rec, TRADES)
+            fake.stall_all()  # the socket stays up, the trades go on without us
+            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await flowing(rec, TRADES)
+            await rec.stop()
+        ids = trade_ids(rec)
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+        assert source.backfill.counters.runs == 1 and source.backfill.counters.filled > 0
+        assert "stalled" in rec.of(TRADES, "status")[0]["reason"]
+
+
+async def test_a_drop_during_a_backfill_fills_both_gaps_before_live() -> None:
+    async with FakeBinance(market_runs=True) as fake, gateway(fake) as (gw, source):
+        async with Client.connect(gw.ws_url) as client:
+            await client.subscribe(TRADES)
+            rec = Recorder(client)
+            await flowing(rec, TRADES)
+            fake.trades_delay = 1.0  # the reconnect comes well before the answer
+            await drop_during(fake, TRADE_STREAM, 20)
+            await eventually(lambda: source.backfill.running(TRADE_STREAM), timeout=5)
+            fake.trades_delay = 0.0
+            await drop_during(fake, TRADE_STREAM, 20)  # the REST answer is still on its way
+            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await flowing(rec, TRADES)
+            await rec.stop()
+        ids = trade_ids(rec)
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # both gaps filled, nothing twice
+        assert_dense(rec, TRADES)
+        assert source.backfill.counters.runs == 2 and source.backfill.counters.lost == 0
+
+
 async def test_a_rest_failure_reports_the_whole_gap_and_invents_nothing() -> None:
     async with FakeBinance(market_runs=True) as fake, gateway(fake) as (gw, source):
         async with Client.connect(gw.ws_url) as client:
@@ -202,6 +238,7 @@ class Script:
             publish=self.out.append,
             release=lambda stream, event, text, ms: self.out.append(("live", getattr(event, "id", None))),
             done=lambda stream, lost: self.out.append(("done", lost)),
+            stale=lambda stream: self.out.append(("stale", stream)),
             **options,
         )
 
@@ -238,6 +275,22 @@ async def test_no_gap_means_no_rest_and_a_stream_never_seen_is_not_backfilled() 
     backfill.mark("btcusdt@ticker", (5,))  # latest-value: a snapshot does
     assert not backfill.intercept(TRADE_STREAM, trade(20), "", 0)
     assert script.asked == 0 and backfill.counters.runs == 0
+
+
+async def test_a_gap_among_the_buffered_events_is_backfilled_next() -> None:
+    """The connection dropped again during a backfill that lost something: live with that
+    gap, the live events up to the new gap, stale again, and the next backfill."""
+    script = Script((None, 0, None), (rest_trades(*range(20, 31)), 1, None))
+    backfill = script.backfill()
+    backfill.mark(TRADE_STREAM, (7,))
+    for tid in (20, 21, 30):  # 22 to 29 went by while the connection was down again
+        backfill.intercept(TRADE_STREAM, trade(tid), "", 0)
+    await eventually(lambda: backfill.counters.runs == 2 and not backfill.running(TRADE_STREAM))
+    ids = [e.id if isinstance(e, Trade) else e for e in script.out]
+    assert ids == [
+        ("done", (8, 19)), ("live", 20), ("live", 21), ("stale", TRADE_STREAM),
+        *range(22, 30), ("done", None), ("live", 30),
+    ]  # fmt: skip
 
 
 async def test_a_short_retry_after_is_waited_out_a_long_one_reports_the_gap() -> None:

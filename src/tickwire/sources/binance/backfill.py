@@ -84,6 +84,9 @@ class Backfill:
         release: hands back one buffered live event.
         done: the recovered events of a stream are out: ``(stream, lost)``; the
             source then says ``live`` with ``lost`` as the gap.
+        stale: the live events buffered during a backfill have a gap of their own
+            (the connection dropped again): the source says ``stale`` again, and
+            the next backfill starts at once.
         wait_max: longest ``Retry-After`` (seconds) a backfill waits for.
         deadline: seconds a backfill may take in all; then the gap is reported.
     """
@@ -95,6 +98,7 @@ class Backfill:
         publish: Callable[[Event], None],
         release: Release,
         done: Callable[[str, Span | None], None],
+        stale: Callable[[str], None],
         wait_max: float = 10.0,
         deadline: float = 20.0,
     ) -> None:
@@ -102,6 +106,7 @@ class Backfill:
         self._publish = publish
         self._release = release
         self._done = done
+        self._stale = stale
         self.wait_max = wait_max
         self.deadline = deadline
         self._marks: dict[str, Key] = {}  # stream -> key accepted last before the outage
@@ -134,12 +139,16 @@ class Backfill:
         gap = _gap(key, event)
         if gap is None:
             return False
-        assert isinstance(event, (Trade, Kline))  # _gap found one: the stream is of that kind
-        run = self._runs[stream] = _Run(gap, event, [(event, text, recv_ms)])
+        self._start(stream, gap, [(event, text, recv_ms)])
+        return True
+
+    def _start(self, stream: str, gap: Span, buffer: list[tuple[Event, str, int]]) -> None:
+        first = buffer[0][0]
+        assert isinstance(first, (Trade, Kline))  # a gap was found: the stream is of that kind
+        run = self._runs[stream] = _Run(gap, first, buffer)
         self.counters.runs += 1
         run.task = asyncio.get_running_loop().create_task(self._run(stream, run), name=f"backfill-{stream}")
         logger.info("%s: %s to %s missed; backfilling over REST", stream, *gap)
-        return True
 
     def forget(self, stream: str) -> None:
         """``stream`` was closed: drop its mark and any backfill under way."""
@@ -201,13 +210,49 @@ class Backfill:
         if fill.lost is not None:
             self.counters.lost += 1
             logger.warning("%s: %s to %s lost: REST could not give them", stream, *fill.lost)
+        flowing, rest, gap = _split(run.buffer)
+        if rest and fill.lost is None:  # still stale: the next gap is filled before anyone hears live
+            self._hand_back(stream, flowing, fill)
+            self._start(stream, gap, rest)
+            return
         self._done(stream, fill.lost)
+        self._hand_back(stream, flowing, fill)
+        if rest:
+            self._start(stream, gap, rest)
+            self._stale(stream)
+
+    def _hand_back(self, stream: str, buffer: list[tuple[Event, str, int]], fill: Fill) -> None:
+        """Release buffered live events, except any the backfill published (a guard: the gap
+        lies before the first live event, and the normalizer dropped live copies already)."""
         high = _order(fill.events[-1]) if fill.events else None
-        for event, text, recv_ms in run.buffer:
+        for event, text, recv_ms in buffer:
             if high is not None and _order(event) <= high:
                 self.counters.duplicates += 1
                 continue
             self._release(stream, event, text, recv_ms)
+
+
+def _split(
+    buffer: list[tuple[Event, str, int]],
+) -> tuple[list[tuple[Event, str, int]], list[tuple[Event, str, int]], Span]:
+    """(buffered events up to a gap among them, the rest, that gap): the connection dropped
+    again while a backfill ran, and the live data after the reconnect does not follow on."""
+    prev = buffer[0][0]
+    for i in range(1, len(buffer)):
+        event = buffer[i][0]
+        gap = _gap(_key(prev), event)
+        if gap is not None:
+            return buffer[:i], buffer[i:], gap
+        prev = event
+    return buffer, [], (0, 0)
+
+
+def _key(event: Event) -> Key:
+    """The normalizer's key of a trade or a candle (:func:`_gap` reads only what it needs)."""
+    if isinstance(event, Trade):
+        return (event.id,)
+    assert isinstance(event, Kline)
+    return (event.event_time, event.open_time, int(event.final))
 
 
 def _gap(key: Key, event: Event) -> Span | None:

@@ -150,7 +150,11 @@ class BinanceSource:
             self._rest, self._norm, emit=self._emit, fresh=snapshot_fresh, wait=snapshot_wait
         )
         self.backfill = Backfill(  # its REST calls all go through this one fetch
-            self._rest.get, publish=self._emit, release=self._accepted, done=self._backfilled
+            self._rest.get,
+            publish=self._emit,
+            release=self._accepted,
+            done=self._backfilled,
+            stale=lambda stream: self._set_stale(stream, "upstream disconnected during the backfill"),
         )
         self.raw_hook: Callable[[str, int], None] | None = None
         """Called with (frame text, receive ms) for every accepted data frame (``tickwire record``)."""
