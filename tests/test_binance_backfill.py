@@ -181,7 +181,6 @@ async def test_a_drop_during_a_backfill_fills_both_gaps_before_live() -> None:
             fake.trades_delay = 1.0  # the reconnect comes well before the answer
             await drop_during(fake, TRADE_STREAM, 20)
             await eventually(lambda: source.backfill.running(TRADE_STREAM), timeout=5)
-            fake.trades_delay = 0.0
             await drop_during(fake, TRADE_STREAM, 20)  # the REST answer is still on its way
             await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
             await flowing(rec, TRADES)
