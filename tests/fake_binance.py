@@ -5,7 +5,7 @@ It speaks the documented protocol (PROTOCOL-NOTES / web-socket-streams.md):
 LIST_SUBSCRIPTIONS with ids and both error forms, server pings, the 5
 incoming messages per second limit (close 1008 "Too many requests"), a
 connection lifetime, ``serverShutdown``; REST exchangeInfo, ticker/24hr,
-klines and depth with weights, ``X-MBX-USED-WEIGHT-1M`` and 429/418 with
+klines, depth and recent trades with weights, ``X-MBX-USED-WEIGHT-1M`` and 429/418 with
 ``Retry-After``. ``<sym>@depth@100ms`` diffs and ``/api/v3/depth`` snapshots of
 more than 10 levels come from one evolving book per symbol (:mod:`.fake_binance_book`,
 with its own faults; ``depth_fail`` answers the next snapshot requests with
@@ -14,7 +14,11 @@ garbage frames, forced closes, REST down (reset or 500).
 
 A feeder task publishes the next payload of every subscribed stream every
 ``feed_interval`` seconds, to every connection that carries it, in the same
-order, so de-duplication across connections can be checked exactly.
+order, so de-duplication across connections can be checked exactly. With
+``market_runs`` the market goes on while no connection carries a stream (every
+stream ever subscribed keeps being generated), so a drop loses data that
+REST (``/api/v3/trades``, and ``/api/v3/klines`` from the stream's own
+candles) can give back.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class FakeBinance:
         feed_interval: float = 0.05,
         symbols: dict[str, str] | None = None,
         error_form: str = "nested",
+        market_runs: bool = False,
     ) -> None:
         self.max_streams = max_streams
         self.lifetime = lifetime
@@ -99,6 +104,10 @@ class FakeBinance:
             "HALTUSDT": "HALT",
         }
         self.error_form = error_form
+        self.market_runs = market_runs
+        self.ever: set[str] = set()  # streams ever subscribed (fed while down with market_runs)
+        self.trades: dict[str, deque[dict[str, Any]]] = {}  # symbol -> recent trades, REST shape
+        self.candles: dict[tuple[str, str], dict[int, list[Any]]] = {}  # (symbol, interval) -> rows
         self.conns: list[FakeConn] = []
         self.connect_attempts = 0
         self.refuse = 0  # refuse this many next handshakes (HTTP 503)
@@ -110,6 +119,7 @@ class FakeBinance:
         self.rest_log: list[tuple[float, str, dict[str, str], int]] = []
         self.rest_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next requests
         self.rest_down: str | None = None  # every REST request: "reset" (no answer) or "500"
+        self.trades_delay = 0.0  # seconds /api/v3/trades takes to answer
         self.weight_used = 0
         self.books: dict[str, FakeBinanceBook] = {}  # symbol -> its diff-depth book
         self.depth_fail: list[tuple[int, float]] = []  # (status, retry-after) for the next book snapshots
@@ -130,6 +140,7 @@ class FakeBinance:
         app.router.add_get("/api/v3/ticker/24hr", self._ticker_24hr)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/depth", self._depth)
+        app.router.add_get("/api/v3/trades", self._trades)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -341,7 +352,11 @@ class FakeBinance:
             await asyncio.sleep(self.feed_interval)
             if not self.feeding:
                 continue
-            for stream in sorted(self.subscriptions()):
+            streams = self.subscriptions()
+            if self.market_runs:
+                self.ever |= streams
+                streams = self.ever
+            for stream in sorted(streams):
                 if stream in self.paused:
                     continue
                 if stream.endswith("@depth@100ms"):
@@ -379,6 +394,9 @@ class FakeBinance:
         if kind == "trade":
             t = now_ms()
             tid = self._next(stream + "#id", 3735683259)
+            rows = self.trades.setdefault(sym, deque(maxlen=5000))
+            rows.append({"id": tid, "price": str(base), "qty": "0.00123000", "quoteQty": "76.02587",
+                         "time": t, "isBuyerMaker": n % 2 == 0, "isBestMatch": True})  # fmt: skip
             return {"e": "trade", "E": t, "s": sym, "t": tid, "p": str(base), "q": "0.00123000",
                     "T": t, "m": n % 2 == 0, "M": True}  # fmt: skip
         if kind == "ticker":
@@ -398,6 +416,9 @@ class FakeBinance:
             if final:
                 self._counters[stream + "#candle"] = candle + 1
             t = candle * step
+            self.candles.setdefault((sym, interval), {})[t] = [
+                t, "0.00100000", "61900.00000000", "0.00100000", str(base), "1000.50000000", t + step - 1,
+                "1.0000", 100 + n, "500", "0.500", "0"]  # fmt: skip
             return {
                 "e": "kline", "E": self._stamp(stream), "s": sym,
                 "k": {"t": t, "T": t + step - 1, "s": sym, "i": interval, "f": 100, "L": 200,
@@ -493,9 +514,24 @@ class FakeBinance:
         interval = request.query.get("interval", "1m")
         step = _INTERVAL_MS.get(interval, 60_000)
         limit = min(int(request.query.get("limit", "500")), 1000)
+        streamed = self.candles.get((request.query["symbol"], interval))
+        if streamed is not None:  # the candles its stream sent, each as it stands now
+            end = int(request.query.get("endTime", max(streamed)))
+            return self._json([streamed[t] for t in sorted(streamed) if t <= end][-limit:])
         end = min(int(request.query.get("endTime", now_ms())), now_ms())
         last = end // step * step
         return self._json([self.kline_row(last - i * step, interval) for i in reversed(range(limit))])
+
+    async def _trades(self, request: web.Request) -> web.Response:
+        """``/api/v3/trades``: the most recent ``limit`` trades (default 500, at most 1000) of the
+        trade stream, oldest first."""
+        failed = self._rest(request, 25) or self._bad_symbol(request)
+        if failed is not None:
+            return failed
+        limit = min(int(request.query.get("limit", "500")), 1000)
+        await asyncio.sleep(self.trades_delay)
+        rows = list(self.trades.get(request.query["symbol"], ()))
+        return self._json(rows[-limit:])
 
     def kline_row(self, t: int, interval: str) -> list[Any]:
         """The REST row of the candle opening at ``t`` (ms)."""

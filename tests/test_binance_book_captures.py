@@ -87,7 +87,9 @@ class Checker:
         self.checked[event.symbol] += 1
         self.last[event.symbol] = event.update_id
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
         self.statuses.append((channel, live, reason))
 
 

@@ -50,7 +50,9 @@ class Sink:
                     side[p] = q
         self.books[event.symbol] = (bids, asks, event.update_id)
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
         self.log.append(("status", channel, live, reason))
 
     def of(self, symbol: str, since: int = 0) -> list[tuple[Any, ...]]:

@@ -236,6 +236,20 @@ async def test_status_changes_are_final_and_keep_order_with_data(hub: Hub) -> No
     await session.cleanup()
 
 
+async def test_a_live_status_carries_the_gap_the_upstream_lost(hub: Hub) -> None:
+    from tickwire.publications import ChannelStatus
+
+    session, transport = make_session(hub, Stats())
+    await join(hub, session, "trades:BTCUSDT")
+    session.start()
+    hub.on_status(ChannelStatus("trades:BTCUSDT", False, "upstream disconnected", _ms()))
+    hub.on_status(ChannelStatus("trades:BTCUSDT", True, None, _ms(), (101, 104)))
+    await settle()
+    got = [(m["status"], m.get("gap")) for m in transport.read_all()]
+    assert got == [("stale", None), ("live", {"from": 101, "to": 104})]
+    await session.cleanup()
+
+
 async def test_a_burst_within_one_loop_iteration_is_fanned_out_once(hub: Hub) -> None:
     stats = Stats()
     hub = Hub(MemoryBus(), clock_ms=_ms, on_deliver=stats.on_deliver, on_conflated=stats.count_conflated)

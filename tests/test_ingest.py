@@ -183,11 +183,13 @@ async def test_seqs_continue_after_a_close_and_a_resume(parts: Parts) -> None:
 async def test_statuses_are_forwarded_with_the_ingest_clock(parts: Parts) -> None:
     parts.ingest.on_status("price:BTCUSDT", False, "upstream disconnected")
     parts.ingest.on_status("price:BTCUSDT", True, None)
+    parts.ingest.on_status("trades:BTCUSDT", True, None, (101, 104))  # what a backfill could not give
     assert parts.listener.statuses == [
         ChannelStatus("price:BTCUSDT", False, "upstream disconnected", NOW_MS),
         ChannelStatus("price:BTCUSDT", True, None, NOW_MS),
+        ChannelStatus("trades:BTCUSDT", True, None, NOW_MS, (101, 104)),
     ]
-    assert (await parts.bus.last("price:BTCUSDT"))[1] == parts.listener.statuses[-1]
+    assert (await parts.bus.last("price:BTCUSDT"))[1] == parts.listener.statuses[1]
 
 
 async def test_publish_api_messages_get_the_bus_seq_and_the_wire_shape(parts: Parts) -> None:

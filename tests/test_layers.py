@@ -40,6 +40,7 @@ CORE = (
     "tickwire.sources.binance.bookparse",
     "tickwire.sources.binance.ladder",
     "tickwire.sources.binance.book",
+    "tickwire.sources.binance.gaps",
 )
 
 IO = ("asyncio", "aiohttp", "redis", "socket")

@@ -303,6 +303,12 @@ GOLDEN: list[tuple[bytes, str]] = [
         '{"type":"status","channel":"price:BTCUSDT","status":"live",' + TS + "}",
     ),
     (
+        encode_status("trades:BTCUSDT", True, NOW, gap=(1001, 2040)),
+        '{"type":"status","channel":"trades:BTCUSDT","status":"live",'
+        + TS
+        + ',"gap":{"from":1001,"to":2040}}',
+    ),
+    (
         encode_event("price:ETHUSDT", 42, TICKER),
         '{"type":"price","channel":"price:ETHUSDT","symbol":"ETHUSDT","seq":42,"data":{"price":3650.00000000,'
         '"change24h":125.5,"changePercent24h":3.56,"high24h":3700.0,"low24h":3500.0,"volume24h":123456.7,'

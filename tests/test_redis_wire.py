@@ -30,6 +30,16 @@ def test_status_bytes_are_the_documented_layout() -> None:
     assert decode_message(encode_status(live)) == live  # an empty reason comes back as None
 
 
+def test_a_live_status_with_a_gap_round_trips_and_old_layouts_still_read() -> None:
+    gap = ChannelStatus("trades:BTCUSDT", True, None, 5, (1001, 2040))
+    assert encode_status(gap) == b"S1\n5 1001 2040\ntrades:BTCUSDT\n"
+    assert decode_message(encode_status(gap)) == gap
+    # what a gateway without gaps wrote reads the same, and gap-less statuses are unchanged bytes
+    assert decode_message(b"S1\n5\ntrades:BTCUSDT\n") == ChannelStatus("trades:BTCUSDT", True, None, 5)
+    with pytest.raises(ValueError):
+        decode_message(b"S1\n5 1001\ntrades:BTCUSDT\n")
+
+
 def test_payload_and_reason_may_hold_newlines() -> None:
     pub = Publication("trade:BTCUSDT", 1, b"line one\nline two\n", False, 0)
     assert decode_message(encode_publication(pub)) == pub

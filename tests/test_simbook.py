@@ -92,7 +92,9 @@ class Sink:
     def on_event(self, event: Event) -> None:
         self.events.append(event)
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
         raise AssertionError("the simulated book is never stale")
 
     def books(self) -> list[BookUpdate]:

@@ -268,7 +268,7 @@ class Hub:
             return
         if previous is None and status.live:
             return  # nothing was announced stale, so nothing to take back
-        frame = text_frame(encode_status(status.channel, status.live, status.time, status.reason))
+        frame = text_frame(encode_status(status.channel, status.live, status.time, status.reason, status.gap))
         for sub in state.subscribers:
             sub.push_final(status.channel, frame)
 

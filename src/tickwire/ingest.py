@@ -132,8 +132,10 @@ class Ingest:
         """Levels of every book the ingest holds (``/metrics``)."""
         return self.books.level_counts()
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
-        self._bus.publish_status(ChannelStatus(channel, live, reason, self._clock_ms()))
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
+        self._bus.publish_status(ChannelStatus(channel, live, reason, self._clock_ms(), gap))
 
     async def publish(self, channel: Channel, data: msgspec.Raw) -> int:
         """Publish a message of the publish API on any node and bus; returns its seq.

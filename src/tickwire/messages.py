@@ -58,6 +58,7 @@ __all__ = [
     "Trade",
     "TradeData",
     "Unsubscribed",
+    "UpstreamGap",
 ]
 
 Ref = str | int
@@ -239,13 +240,24 @@ DataMessage = Price | Ticker | Kline | Trade | Depth | Book | Signal | Order | P
 # --- control messages -------------------------------------------------------------------
 
 
+class UpstreamGap(msgspec.Struct, frozen=True):
+    """What an upstream outage lost for good, inclusive: trade ids, or candle open times (ms)."""
+
+    from_: int = msgspec.field(name="from")
+    to: int = msgspec.field()
+
+
 class Status(Msg, frozen=True, tag="status"):
-    """The upstream behind ``channel`` went down (``stale``) or came back (``live``)."""
+    """The upstream behind ``channel`` went down (``stale``) or came back (``live``).
+
+    ``gap`` on ``live``: what the outage lost and REST could not fill (docs/backfill.md).
+    """
 
     channel: str
     status: str
     timestamp: str
     reason: str | None = None
+    gap: UpstreamGap | None = None
 
     @property
     def live(self) -> bool:

@@ -225,8 +225,13 @@ def encode_error(error: ProtocolError, now_ms: int) -> bytes:
     )
 
 
-def encode_status(channel: str, live: bool, now_ms: int, reason: str | None = None) -> bytes:
-    return _encoder.encode(messages.Status(channel, "live" if live else "stale", iso_time(now_ms), reason))
+def encode_status(
+    channel: str, live: bool, now_ms: int, reason: str | None = None, gap: tuple[int, int] | None = None
+) -> bytes:
+    lost = None if gap is None else messages.UpstreamGap(*gap)
+    return _encoder.encode(
+        messages.Status(channel, "live" if live else "stale", iso_time(now_ms), reason, lost)
+    )
 
 
 # --- server -> client: data messages ---------------------------------------

@@ -23,9 +23,14 @@ class Publication(msgspec.Struct, frozen=True, array_like=True):
 
 
 class ChannelStatus(msgspec.Struct, frozen=True, array_like=True):
-    """The upstream behind ``channel`` went down (``live=False``) or came back."""
+    """The upstream behind ``channel`` went down (``live=False``) or came back.
+
+    ``gap`` (on ``live`` only) is what the outage lost for good, inclusive:
+    trade ids, or candle open times in ms (docs/backfill.md).
+    """
 
     channel: str
     live: bool
     reason: str | None
     time: int  # ms
+    gap: tuple[int, int] | None = None

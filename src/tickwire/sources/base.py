@@ -32,7 +32,10 @@ class SourceKind(enum.Enum):
 class SourceSink(Protocol):
     def on_event(self, event: Event) -> None: ...
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None: ...
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
+        """``gap``: on ``live``, what the outage lost for good (trade ids or candle open times)."""
 
 
 class Source(Protocol):

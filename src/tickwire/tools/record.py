@@ -54,7 +54,9 @@ class _Log:
     def on_event(self, event: Event) -> None:
         pass
 
-    def on_status(self, channel: str, live: bool, reason: str | None) -> None:
+    def on_status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
         logger.info("%s %s%s", channel, "live" if live else "stale", f": {reason}" if reason else "")
 
 

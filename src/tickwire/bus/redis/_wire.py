@@ -70,8 +70,10 @@ return 0
 # One line-oriented layout that a Lua script can build by concatenation:
 #   P<seq>\n<final 0|1>\n<event time ms>\n<channel>\n<payload>
 #   S<live 0|1>\n<time ms>\n<channel>\n<reason>
+#   S<live 0|1>\n<time ms> <gap from> <gap to>\n<channel>\n<reason>   (a live status with a gap)
 # A channel name never contains a newline (channels.py); payload and reason
-# come last, so they may.
+# come last, so they may. A status without a gap keeps the first layout byte for
+# byte, so gateways of either version read each other's; only a gap is new.
 
 
 def encode_publication(pub: Publication) -> bytes:
@@ -81,7 +83,8 @@ def encode_publication(pub: Publication) -> bytes:
 
 def encode_status(status: ChannelStatus) -> bytes:
     reason = (status.reason or "").encode()
-    return b"S%d\n%d\n%s\n%s" % (status.live, status.time, status.channel.encode(), reason)
+    at = b"%d" % status.time if status.gap is None else b"%d %d %d" % (status.time, *status.gap)
+    return b"S%d\n%s\n%s\n%s" % (status.live, at, status.channel.encode(), reason)
 
 
 def decode_message(data: bytes) -> Publication | ChannelStatus:
@@ -96,7 +99,11 @@ def decode_message(data: bytes) -> Publication | ChannelStatus:
         return Publication(channel.decode(), int(seq), payload, final == b"1", int(event_time))
     if kind == b"S":
         live, at, channel, reason = body.split(b"\n", 3)
-        return ChannelStatus(channel.decode(), live == b"1", reason.decode() or None, int(at))
+        time, *gap = (int(n) for n in at.split(b" "))
+        if len(gap) not in (0, 2):
+            raise ValueError(f"not a bus status: {data[:40]!r}")
+        lost = (gap[0], gap[1]) if gap else None
+        return ChannelStatus(channel.decode(), live == b"1", reason.decode() or None, time, lost)
     raise ValueError(f"not a bus message: {data[:20]!r}")
 
 

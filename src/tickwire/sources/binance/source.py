@@ -18,7 +18,8 @@ which reports their status itself; every REST call shares one weight budget
 (:mod:`.budget`), sized from exchangeInfo. Every stream whose
 connection is down or stalled is reported stale, channel by channel, until
 data flows again; ``health()`` is not live until the venue has been reached
-and exchangeInfo answered.
+and exchangeInfo answered. A trade or kline stream that comes back with a gap
+is backfilled over REST before it is live again (:mod:`.backfill`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ...errors import ErrorCode, ProtocolError, UpstreamError
 from ...events import Event, Kline
 from ...marketdata import SymbolInfo
 from ..base import SourceKind, SourceSink
+from .backfill import Backfill
 from .bookparse import book_stream, is_book_stream, parse_exchange_facts
 from .books import BookFeed
 from .budget import RestBudget, WeightAccount
@@ -93,6 +95,7 @@ class BinanceSource:
         "/api/v3/ticker/24hr": 2,
         "/api/v3/klines": 2,
         "/api/v3/depth": 5,  # limit 1-100
+        "/api/v3/trades": 25,  # backfill
     }
 
     def __init__(
@@ -170,6 +173,13 @@ class BinanceSource:
         self._snapshots = Snapshots(
             self._rest, self._norm, emit=self._emit, fresh=snapshot_fresh, wait=snapshot_wait
         )
+        self.backfill = Backfill(  # its REST calls all go through this one fetch
+            self._rest.get,
+            publish=self._emit,
+            release=self._accepted,
+            done=self._backfilled,
+            stale=lambda stream: self._set_stale(stream, "upstream disconnected during the backfill"),
+        )
         self.raw_hook: Callable[[str, int], None] | None = None
         """Called with (frame text, receive ms) for every accepted data frame (``tickwire record``)."""
         self._stream_up = False  # some connection has been up once
@@ -236,6 +246,7 @@ class BinanceSource:
                 self._pool.stop_all(),
                 self._snapshots.stop(),
                 self.books.stop(),
+                self.backfill.stop(),
                 *self._tasks,
                 return_exceptions=True,
             )
@@ -303,6 +314,7 @@ class BinanceSource:
             return
         del self._channels[stream]
         self._stale.pop(stream, None)
+        self.backfill.forget(stream)
         self._watches.pop(stream, None)
         self._norm.forget(stream)
         self._pool.release(stream)
@@ -425,10 +437,15 @@ class BinanceSource:
         self._pool.first_data(conn)
         now = time.monotonic()
         self._watches[stream].seen(now, sample=event is not None)  # a duplicate says nothing of the rate
+        if stream in self._stale and self.backfill.intercept(stream, event, text, recv_ms):
+            return  # a gap to fill first: the backfill hands this back, then says live
         self._set_live(stream)
         if event is None:
             self.duplicates += 1
             return
+        self._accepted(stream, event, text, recv_ms)
+
+    def _accepted(self, stream: str, event: Event, text: str, recv_ms: int) -> None:
         self._snapshots.hold(stream, event)
         if self.raw_hook is not None:
             self.raw_hook(text, recv_ms)
@@ -453,9 +470,11 @@ class BinanceSource:
         if self._sink is not None:
             self._sink.on_event(event)
 
-    def _status(self, channel: str, live: bool, reason: str | None) -> None:
+    def _status(
+        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
+    ) -> None:
         if self._sink is not None:
-            self._sink.on_status(channel, live, reason)
+            self._sink.on_status(channel, live, reason, gap)
 
     def _set_stale(self, stream: str, reason: str) -> None:
         if stream in self._stale:
@@ -464,15 +483,23 @@ class BinanceSource:
         if is_book_stream(stream):
             self.books.stream_down(symbol_of_stream(stream), reason)
             return
+        self.backfill.mark(stream, self._norm.key(stream))
         for name in sorted(self._channels.get(stream, ())):
             self._status(name, False, reason)
 
-    def _set_live(self, stream: str) -> None:
+    def _set_live(self, stream: str, gap: tuple[int, int] | None = None) -> None:
         if self._stale.pop(stream, None) is None:
             return
         logger.info("%s flows again", stream)
         for name in sorted(self._channels.get(stream, ())):
-            self._status(name, True, None)
+            self._status(name, True, None, gap)
+
+    def _backfilled(self, stream: str, gap: tuple[int, int] | None) -> None:
+        """The backfill of ``stream`` is published: live, with what stayed lost."""
+        self._set_live(stream, gap)
+        conn = self._pool.assign.get(stream)
+        if conn is not None and conn.ws is None and conn.down_reason is not None:
+            self._set_stale(stream, conn.down_reason)  # it dropped again meanwhile: backfill from here
 
     # -- watchdog ----------------------------------------------------------------------------
 
