@@ -32,6 +32,7 @@ CORE = (
     "tickwire.ratelimit",
     "tickwire.health",
     "tickwire.outbox",
+    "tickwire.throttle",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
 )
@@ -40,6 +41,7 @@ IO = ("asyncio", "aiohttp", "redis", "socket")
 ABOVE_CORE = (
     "tickwire.hub",
     "tickwire.session",
+    "tickwire.ticker",
     "tickwire.ingest",
     "tickwire.node",
     "tickwire.server",
