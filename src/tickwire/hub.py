@@ -204,6 +204,20 @@ class Hub:
         for sub in state.subscribers:
             sub.push_final(status.channel, frame)
 
+    def snapshot_frame(self, channel: str) -> bytes | None:
+        """The channel's current snapshot as a frame, for a throttled subscriber at its due time.
+
+        None when nothing can be served: no value, or the channel is stale.
+        A ``book`` channel's snapshot is its book view's (issue 13), which this
+        hub does not hold yet: None until the book view answers here.
+        """
+        state = self._channels.get(channel)
+        if state is None or state.last is None or channel.startswith("book:"):
+            return None
+        if state.status is not None and not state.status.live:
+            return None
+        return text_frame(as_snapshot(state.last.payload))
+
     # -- introspection (stats, tests) ------------------------------------------
 
     @property
