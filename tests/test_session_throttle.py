@@ -147,8 +147,9 @@ async def test_every_message_channels_refuse_a_throttle_and_subscribe_without_on
 
 async def test_latest_values_are_held_until_the_due_time_and_the_newest_goes() -> None:
     rig = Rig()
+    rig.publish("price:A1")
     await rig.send(type="subscribe", channels=["price:A1"], options={"throttleMs": 250})
-    await rig.settle()
+    assert brief(await rig.settle()) == [("subscribed", "price:A1", None), ("price", "price:A1", 1)]
     for _ in range(3):
         rig.publish("price:A1")
         await rig.settle()
@@ -156,14 +157,30 @@ async def test_latest_values_are_held_until_the_due_time_and_the_newest_goes() -
     rig.ticker.tick(200)
     assert await rig.settle() == []  # not due yet: 250 ms after the subscribe's snapshot
     rig.ticker.tick(50)
-    assert brief(await rig.settle()) == [("price", "price:A1", 3)]
-    assert rig.stats.throttled["price"] == 2  # seq 1 and 2 were superseded while held
+    assert brief(await rig.settle()) == [("price", "price:A1", 4)]
+    assert rig.stats.throttled["price"] == 2  # seq 2 and 3 were superseded while held
     rig.publish("price:A1")
     await rig.settle()
     rig.ticker.tick(200)
     assert await rig.settle() == []  # the next one waits a whole window after the last
     rig.ticker.tick(50)
-    assert brief(await rig.settle()) == [("price", "price:A1", 4)]
+    assert brief(await rig.settle()) == [("price", "price:A1", 5)]
+    await rig.session.cleanup()
+
+
+async def test_without_a_snapshot_the_first_value_goes_out_at_the_next_tick() -> None:
+    rig = Rig()
+    await rig.send(type="subscribe", channels=["price:A1"], options={"throttleMs": 1000})
+    await rig.settle()
+    rig.publish("price:A1")
+    assert await rig.settle() == []
+    rig.ticker.tick(50)
+    assert brief(await rig.settle()) == [("price", "price:A1", 1)]
+    rig.publish("price:A1")
+    rig.ticker.tick(950)
+    assert await rig.settle() == []  # then one per window
+    rig.ticker.tick(50)
+    assert brief(await rig.settle()) == [("price", "price:A1", 2)]
     await rig.session.cleanup()
 
 
@@ -245,15 +262,17 @@ async def test_a_throttled_book_gets_snapshots_only_at_most_one_per_window() -> 
     (view,) = rig.subscribers("book:A1:20")
     for n in range(3):  # what the book's fan-out does with a diff
         view.push_state("book:A1:20", text_frame(b'{"type":"book","diff":%d}' % n))
-    snapshot = text_frame(as_snapshot(b'{"type":"book","channel":"book:A1:20","seq":3}'))
-    rig.hub.books["book:A1:20"] = snapshot
+    rig.hub.books["book:A1:20"] = text_frame(as_snapshot(b'{"type":"book","seq":3}'))
     assert await rig.settle() == []
+    rig.ticker.tick(50)  # no snapshot went out on subscribe (none yet): the first tick sends one
+    assert await rig.settle() == [{"snapshot": True, "type": "book", "seq": 3}]
+    assert rig.stats.throttled["book"] == 3
+    view.push_state("book:A1:20", text_frame(b'{"type":"book","diff":4}'))
+    rig.hub.books["book:A1:20"] = text_frame(as_snapshot(b'{"type":"book","seq":4}'))
     rig.ticker.tick(150)
     assert await rig.settle() == []
     rig.ticker.tick(50)
-    got = await rig.settle()
-    assert got == [{"snapshot": True, "type": "book", "channel": "book:A1:20", "seq": 3}]
-    assert rig.stats.throttled["book"] == 3
+    assert await rig.settle() == [{"snapshot": True, "type": "book", "seq": 4}]
     rig.ticker.tick(200)
     assert await rig.settle() == []  # no diff since: no snapshot
     await rig.session.cleanup()

@@ -430,7 +430,7 @@ class Session:
         if self.closed:
             self._hub.unsubscribe(key, channel.name)
             return
-        self._settle(channel, key, window)
+        self._settle(channel, key, window, greeted=bool(greeting))
         self.subscriptions[channel.name] = channel
         # ack and snapshot are queued before the next await: nothing slips between
         in_force = SubscribeOptions(window) if options is not None or window else None
@@ -463,11 +463,11 @@ class Session:
             )
         return self._throttle.view_for(name)
 
-    def _settle(self, channel: Channel, key: Subscriber, window: int) -> None:
+    def _settle(self, channel: Channel, key: Subscriber, window: int, *, greeted: bool) -> None:
         """After the hub subscribed ``key``: put its throttle in force, drop the one it replaces."""
         previous: Subscriber | None = self if channel.name in self.subscriptions else None
         if self._throttle is not None:
-            due = self._flusher.ticker.now_ms() + window  # the snapshot is this window's frame
+            due = self._flusher.ticker.now_ms() + (window if greeted else 0)  # a snapshot is this window's
             state = channel.delivery is Delivery.STATE
             previous = self._throttle.settle(channel.name, key, window, state=state, due_ms=due) or previous
         if previous is not None and previous is not key:

@@ -11,9 +11,10 @@ Theory of operation (docs/fanout.md, "Throttle: one tick"):
   (they are written in the next loop iteration), and answers whether it
   still holds anything. A session that holds nothing is dropped until it
   adds itself again.
-* Grid times only move forward: a tick that runs late skips the grid points
-  it missed rather than running twice, so a throttled channel's frames are
-  at least its window apart on this clock.
+* Grid times only move forward: a tick that runs late (a busy loop) takes
+  the grid point it runs at and skips those it missed rather than running
+  once per missed point, so a throttled channel's frames leave at least its
+  window apart on this clock, give or take the lateness of a single tick.
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ class Ticker:
         when = max(grid, self._last + period)
         self._handle = loop.call_at(when / 1000, self._tick, when)
 
-    def _tick(self, now_ms: int) -> None:
+    def _tick(self, when_ms: int) -> None:
         self._handle = None
+        # a late tick (a busy loop) takes the grid point it runs at, not the one it was due at
+        now_ms = max(when_ms, int(asyncio.get_running_loop().time() * 1000) // self._period * self._period)
         self._last = now_ms
         clients = self._clients
         for client in list(clients):
