@@ -17,7 +17,7 @@ from tickwire.throttle import Held
 from .helpers import TIMEOUT, FakeSource, Running, eventually, running_gateway
 
 
-FAST = {"min_delay": 0.05, "max_delay": 0.2}
+FAST: dict[str, Any] = {"min_delay": 0.05, "max_delay": 0.2}
 
 
 @pytest.fixture
