@@ -25,13 +25,13 @@ class Rig:
     def __init__(self) -> None:
         self.box = Outbox(max_queue=100)
         self.pendings = 0
-        self.superseded: list[str] = []
+        self.superseded: dict[str, int] = {}
         self.snapshots: dict[str, bytes | None] = {}
         self.throttle = Throttle(
             self.box,
             push_final=self.push_final,
             on_pending=self.on_pending,
-            on_superseded=self.superseded.append,
+            on_superseded=self.on_superseded,
         )
 
     def push_final(self, channel: str, frame: bytes) -> None:
@@ -39,6 +39,9 @@ class Rig:
 
     def on_pending(self) -> None:
         self.pendings += 1
+
+    def on_superseded(self, channel: str, frames: int) -> None:
+        self.superseded[channel] = self.superseded.get(channel, 0) + frames
 
     def view(self, channel: str, window: int, *, due: int, state: bool = False) -> Held:
         view = self.throttle.view_for(channel)
@@ -61,7 +64,7 @@ def test_a_held_frame_waits_for_its_due_time_and_only_the_newest_goes() -> None:
     assert rig.release(200) == 0 and rig.take() == []
     assert rig.release(250) == 1
     assert rig.take() == ["a3"]  # the newest at the end of the window: the trailing edge
-    assert rig.superseded == ["price:A", "price:A"]
+    assert rig.superseded == {"price:A": 2}  # counted once, at the release
     assert not rig.throttle.pending
 
 
@@ -134,10 +137,12 @@ def test_a_throttled_book_gets_the_current_snapshot_at_most_once_per_window() ->
     view.push_state("book:A:20", f("diff1"))
     view.push_state("book:A:20", f("diff2"))
     view.push_latest("book:A:20", f("snap-as-latest"))  # a state channel's data is only noted
-    assert rig.superseded == ["book:A:20"] * 3
+    assert rig.superseded == {}  # counted when released
+
     rig.snapshots["book:A:20"] = f("snapshot@3")
     assert rig.release(150) == 0
     assert rig.release(200) == 1 and rig.take() == ["snapshot@3"]
+    assert rig.superseded == {"book:A:20": 3}
     assert rig.release(400) == 0  # no change since: nothing
     view.push_state("book:A:20", f("diff4"))
     rig.snapshots["book:A:20"] = None  # stale (resync): nothing can be served
@@ -168,6 +173,19 @@ def test_remove_forgets_the_channel() -> None:
     assert rig.throttle.remove("price:A") is view
     assert not rig.throttle.pending and rig.release(1000) == 0
     assert rig.throttle.remove("price:A") is None
+
+
+def test_superseded_frames_are_counted_whenever_the_slot_lets_them_go() -> None:
+    rig = Rig()
+    view = rig.view("price:A", 100, due=100)
+    for name in ("a1", "a2"):
+        view.push_latest("price:A", f(name))
+    view.push_final("price:A", f("stale"))
+    assert rig.superseded == {"price:A": 1} and rig.take() == ["a2", "stale"]
+    for name in ("a3", "a4", "a5"):
+        view.push_latest("price:A", f(name))
+    assert rig.throttle.clear() == [("price:A", view)]
+    assert rig.superseded == {"price:A": 3} and rig.throttle.views() == []
 
 
 # -- the properties, for any sequence of pushes and ticks -----------------------------
@@ -214,5 +232,5 @@ def test_delivered_frames_are_a_subsequence_ending_with_the_newest_a_window_apar
     assert all(t >= window for t in times[:1])  # the subscribe's snapshot was this window's frame
     assert all(b - a >= window for a, b in itertools.pairwise(times))
     # every value pushed was released, or superseded while held (counted)
-    assert len(rig.superseded) == len(pushed) - releases
+    assert rig.superseded.get("price:A", 0) == len(pushed) - releases
     assert not rig.throttle.pending and rig.box.queued == 0

@@ -149,7 +149,7 @@ class SessionStats(Protocol):
 
     def count_dropped(self, frames: int) -> None: ...
 
-    def count_throttled(self, channel: str) -> None: ...
+    def count_throttled(self, channel: str, frames: int = 1) -> None: ...
 
 
 class Session:
@@ -329,7 +329,7 @@ class Session:
         self._cancel_expiry()
         self._hub.remove(self, list(self.subscriptions))
         if self._throttle is not None:
-            for name, view in self._throttle.views():
+            for name, view in self._throttle.clear():
                 self._hub.unsubscribe(view, name)
         self.subscriptions.clear()
         parked, self._parked = self._parked, None

@@ -77,9 +77,10 @@ class Stats:
         (``1``), or in the hub before fan-out (one per subscriber that missed it)."""
         self.conflated += subscribers
 
-    def count_throttled(self, channel: str) -> None:
-        """A throttled subscription's held frame (or book diff) superseded before its due time."""
-        self.throttled[channel.partition(":")[0]] += 1
+    def count_throttled(self, channel: str, frames: int = 1) -> None:
+        """``frames`` held frames (or book diffs) of a throttled subscription to ``channel``,
+        superseded before their due time."""
+        self.throttled[channel.partition(":")[0]] += frames
 
     def count_slow(self) -> None:
         self.slow_disconnects += 1

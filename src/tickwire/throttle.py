@@ -51,7 +51,7 @@ Snapshot = Callable[[str], bytes | None]
 class _Slot:
     """One throttled channel of one client."""
 
-    __slots__ = ("changed", "channel", "due", "held", "state", "window")
+    __slots__ = ("changed", "channel", "dropped", "due", "held", "state", "window")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -60,6 +60,7 @@ class _Slot:
         self.held: bytes | None = None  # the newest latest-value frame not yet released
         self.state = False  # a state (book) channel: snapshots only
         self.changed = False  # state: diffs arrived since the last snapshot
+        self.dropped = 0  # frames superseded while held, not yet counted in the stats
 
 
 class Held:
@@ -81,7 +82,13 @@ class Held:
         return self._slot.channel
 
     def push_latest(self, channel: str, frame: bytes) -> None:
-        self._throttle.hold(self._slot, frame)
+        # Throttle.hold inlined for the common case: a burst superseding the held frame
+        slot = self._slot
+        if slot.held is not None:
+            slot.held = frame
+            slot.dropped += 1
+        else:
+            self._throttle.hold(slot, frame)
 
     def push_final(self, channel: str, frame: bytes) -> None:
         self._throttle.final(self._slot, frame)
@@ -98,8 +105,10 @@ class Throttle:
         push_final: the session's ``push_final`` (a final frame goes out at once).
         on_pending: called when the client starts holding something after
             holding nothing: the session then asks the tick for a call.
-        on_superseded: called with the channel when a held frame (or a
-            book diff) is dropped for a newer one: the throttled-frames metric.
+        on_superseded: called with a channel and a count of its held frames
+            (or book diffs) dropped for newer ones: the throttled-frames metric.
+            Counted per slot and reported when the slot releases or changes,
+            so a burst costs one call, not one per frame.
     """
 
     __slots__ = ("_on_pending", "_on_superseded", "_outbox", "_pending", "_push_final", "_slots")
@@ -110,7 +119,7 @@ class Throttle:
         *,
         push_final: PushFinal,
         on_pending: Callable[[], None],
-        on_superseded: Callable[[str], None],
+        on_superseded: Callable[[str, int], None],
     ) -> None:
         self._outbox = outbox
         self._push_final = push_final
@@ -144,6 +153,8 @@ class Throttle:
         """
         previous = self._slots.pop(channel, None)
         self._pending.pop(channel, None)
+        if previous is not None:
+            self._count(previous._slot)
         if isinstance(key, Held):
             slot = key._slot
             slot.window, slot.state, slot.due = window_ms, state, due_ms
@@ -154,10 +165,20 @@ class Throttle:
     def remove(self, channel: str) -> Held | None:
         """``channel`` is no longer throttled; returns its view, which the hub must drop."""
         self._pending.pop(channel, None)
-        return self._slots.pop(channel, None)
+        view = self._slots.pop(channel, None)
+        if view is not None:
+            self._count(view._slot)
+        return view
 
     def views(self) -> list[tuple[str, Held]]:
         return list(self._slots.items())
+
+    def clear(self) -> list[tuple[str, Held]]:
+        """Forget every throttled channel (the client left); returns the views the hub must drop."""
+        views = self.views()
+        for channel, _ in views:
+            self.remove(channel)
+        return views
 
     # -- frames (the views, called by the hub) ----------------------------------------
 
@@ -167,13 +188,13 @@ class Throttle:
             self.change(slot)
             return
         if slot.held is not None:
-            self._on_superseded(slot.channel)
+            slot.dropped += 1
         slot.held = frame
         self._note(slot)
 
     def change(self, slot: _Slot) -> None:
         """A state channel's diff: dropped; the next release sends the current snapshot."""
-        self._on_superseded(slot.channel)
+        slot.dropped += 1
         slot.changed = True
         self._note(slot)
 
@@ -183,7 +204,13 @@ class Throttle:
             self._outbox.push_latest(slot.channel, slot.held)  # pinned by the final frame next
             slot.held = None
             self._pending.pop(slot.channel, None)
+            self._count(slot)
         self._push_final(slot.channel, frame)
+
+    def _count(self, slot: _Slot) -> None:
+        if slot.dropped:
+            self._on_superseded(slot.channel, slot.dropped)
+            slot.dropped = 0
 
     def _note(self, slot: _Slot) -> None:
         pending = self._pending
@@ -211,6 +238,7 @@ class Throttle:
             if slot.due > now_ms:
                 continue
             del self._pending[channel]
+            self._count(slot)
             frame = snapshot(channel) if slot.state else slot.held
             slot.held, slot.changed = None, False
             if frame is None:
