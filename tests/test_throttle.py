@@ -142,12 +142,38 @@ def test_a_throttled_book_gets_the_current_snapshot_at_most_once_per_window() ->
     rig.snapshots["book:A:20"] = f("snapshot@3")
     assert rig.release(150) == 0
     assert rig.release(200) == 1 and rig.take() == ["snapshot@3"]
-    assert rig.superseded == {"book:A:20": 3}
+    assert rig.superseded == {"book:A:20": 2}  # three frames, one snapshot for them
     assert rig.release(400) == 0  # no change since: nothing
     view.push_state("book:A:20", f("diff4"))
     rig.snapshots["book:A:20"] = None  # stale (resync): nothing can be served
     assert rig.release(400) == 0 and rig.take() == []
     assert not rig.throttle.pending  # the next change asks again
+
+
+class BookView:
+    """A stand-in for the hub's book view: its snapshot, encoded once per seq."""
+
+    def __init__(self) -> None:
+        self.frame: bytes | None = None
+        self.asked = 0
+
+    def snapshot_frame(self) -> bytes | None:
+        self.asked += 1
+        return self.frame
+
+
+def test_a_throttled_book_asks_the_view_its_frames_came_with() -> None:
+    rig = Rig()
+    view = rig.view("book:A:20", 100, due=0, state=True)
+    book = BookView()
+    view.push_state("book:A:20", f("snapshot@1"), True, book)  # the subscribe's greeting
+    view.push_state("book:A:20", f("diff2"), False, book)
+    rig.snapshots["book:A:20"] = f("from-the-hub")  # not asked: the view answers
+    book.frame = f("snapshot@2")
+    assert rig.release(50) == 1 and rig.take() == ["snapshot@2"] and book.asked == 1
+    view.push_state("book:A:20", f("diff3"), False, book)
+    book.frame = None  # a resync: no whole book
+    assert rig.release(150) == 0 and rig.take() == []
 
 
 def test_settle_replaces_the_view_and_drops_what_it_held() -> None:

@@ -26,20 +26,23 @@ Theory of operation:
    the held frame of its channel into the outbox, where the final frame pins
    it as without a throttle, so per-channel order holds and no newest value
    is lost.
-5. A state channel (a ``book``) throttled gets snapshots only: its diffs are
-   dropped (counted) and only noted, and at the due time the client gets the
-   channel's current snapshot, asked of the hub through the ``snapshot``
-   callable given to :meth:`Throttle.release`.
+5. A state channel (a ``book``) throttled gets snapshots only: its frames
+   (diffs and snapshots, through ``push_state``) are dropped (counted) and
+   only noted, and at the due time the client gets the channel's current
+   snapshot: from the book view the hub passed with the frame (encoded once
+   per seq for everyone), or else from the ``snapshot`` callable given to
+   :meth:`Throttle.release` (``Hub.snapshot_frame``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from .outbox import Outbox
 
 
-__all__ = ["Held", "Throttle"]
+__all__ = ["Held", "SnapshotSource", "Throttle"]
 
 PushFinal = Callable[[str, bytes], None]
 """The session's own ``push_final``: queue a frame that must be delivered (or close the client)."""
@@ -48,10 +51,17 @@ Snapshot = Callable[[str], bytes | None]
 """The channel's current snapshot as a WebSocket frame, or None when none can be served now."""
 
 
+class SnapshotSource(Protocol):
+    """What a state channel's frames come with (the hub's ``BookView``): its current snapshot."""
+
+    def snapshot_frame(self) -> bytes | None:
+        """The snapshot at the current seq as a WebSocket frame; None while there is no whole state."""
+
+
 class _Slot:
     """One throttled channel of one client."""
 
-    __slots__ = ("changed", "channel", "dropped", "due", "held", "state", "window")
+    __slots__ = ("changed", "channel", "dropped", "due", "held", "source", "state", "window")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -61,6 +71,7 @@ class _Slot:
         self.state = False  # a state (book) channel: snapshots only
         self.changed = False  # state: diffs arrived since the last snapshot
         self.dropped = 0  # frames superseded while held, not yet counted in the stats
+        self.source: SnapshotSource | None = None  # state: where the current snapshot comes from
 
 
 class Held:
@@ -93,8 +104,11 @@ class Held:
     def push_final(self, channel: str, frame: bytes) -> None:
         self._throttle.final(self._slot, frame)
 
-    def push_state(self, channel: str, frame: bytes) -> None:
-        self._throttle.change(self._slot)
+    def push_state(
+        self, channel: str, frame: bytes, snapshot: bool = False, view: SnapshotSource | None = None
+    ) -> None:
+        # a diff or a snapshot alike: the client gets the snapshot current at its due time
+        self._throttle.change(self._slot, view)
 
 
 class Throttle:
@@ -185,17 +199,20 @@ class Throttle:
     def hold(self, slot: _Slot, frame: bytes) -> None:
         """A latest-value frame: keep the newest until the due time."""
         if slot.state:
-            self.change(slot)
+            self.change(slot, None)
             return
         if slot.held is not None:
             slot.dropped += 1
         slot.held = frame
         self._note(slot)
 
-    def change(self, slot: _Slot) -> None:
-        """A state channel's diff: dropped; the next release sends the current snapshot."""
-        slot.dropped += 1
+    def change(self, slot: _Slot, source: SnapshotSource | None) -> None:
+        """A state channel's frame: dropped; the next release sends the current snapshot."""
+        if slot.changed:
+            slot.dropped += 1  # the first change is what the release answers; the rest are dropped
         slot.changed = True
+        if source is not None:
+            slot.source = source
         self._note(slot)
 
     def final(self, slot: _Slot, frame: bytes) -> None:
@@ -239,7 +256,10 @@ class Throttle:
                 continue
             del self._pending[channel]
             self._count(slot)
-            frame = snapshot(channel) if slot.state else slot.held
+            frame = slot.held
+            if slot.state:
+                source = slot.source
+                frame = source.snapshot_frame() if source is not None else snapshot(channel)
             slot.held, slot.changed = None, False
             if frame is None:
                 continue  # a book that cannot be served now (resync): its next change asks again
