@@ -60,6 +60,9 @@ class Recorder:
     def push_final(self, channel: str, frame: bytes) -> None:
         self.got.append((channel, frame, True))
 
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: object) -> None:
+        self.got.append((channel, frame, True))  # no book channel in this model
+
 
 class HubMachine(RuleBasedStateMachine):
     def __init__(self) -> None:

@@ -33,7 +33,10 @@ CORE = (
     "tickwire.health",
     "tickwire.outbox",
     "tickwire.throttle",
+    "tickwire.orderbook",
+    "tickwire.bookview",
     "tickwire.sources.market",
+    "tickwire.sources.simbook",
     "tickwire.sources.binance.parse",
 )
 
@@ -43,6 +46,7 @@ ABOVE_CORE = (
     "tickwire.session",
     "tickwire.ticker",
     "tickwire.ingest",
+    "tickwire.books",
     "tickwire.node",
     "tickwire.server",
     "tickwire.sources",
@@ -69,7 +73,14 @@ RULES = (
     Rule(
         "sources",
         ("tickwire.sources",),
-        ("tickwire.session", "tickwire.server", "tickwire.hub", "tickwire.node", "tickwire.ingest"),
+        (
+            "tickwire.session",
+            "tickwire.server",
+            "tickwire.hub",
+            "tickwire.node",
+            "tickwire.ingest",
+            "tickwire.books",
+        ),
     ),
     Rule(
         "client",

@@ -39,6 +39,9 @@ class Subscriber:
     def push_final(self, channel: str, frame: bytes) -> None:
         self.frames.append((channel, frame))
 
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: object) -> None:
+        self.frames.append((channel, frame))
+
 
 class LoggedBus(MemoryBus):
     def __init__(self, log: list[str]) -> None:

@@ -172,3 +172,31 @@ async def test_a_final_kline_is_not_held_by_a_long_throttle(gateway: tuple[Runni
         start = loop.time()
         final = await client.recv_until(lambda m: m["type"] == "kline" and m["data"]["isFinal"], timeout=5)
         assert final["data"]["close"] == 2 and loop.time() - start < 5  # not 60 s
+
+
+async def test_a_throttled_book_gets_snapshots_only_at_most_one_per_window() -> None:
+    async with (
+        running_gateway() as running,  # the simulated source: a book changing every 100 ms
+        Client.connect(running.ws_url) as slow,
+        Client.connect(running.ws_url) as fast,
+    ):
+        await slow.send(
+            {"type": "subscribe", "channels": ["book:BTCUSDT:20"], "options": {"throttleMs": 500}}
+        )
+        (ack,) = await answers(slow, 1)
+        assert ack["options"] == {"throttleMs": 500}
+        await fast.subscribe("book:BTCUSDT:20")
+        throttled, unthrottled = Reader(slow), Reader(fast)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await eventually(lambda: len(throttled.of("book")) >= 4, timeout=10, what="four book snapshots")
+        took = loop.time() - start
+        await throttled.stop()
+        await unthrottled.stop()
+    books = throttled.of("book")
+    assert all(m.get("snapshot") is True for _, m in books)  # never a diff
+    seqs = [m["seq"] for _, m in books]
+    assert seqs == sorted(set(seqs))
+    assert len(books) <= took / 0.5 + 2
+    diffs = [m for _, m in unthrottled.of("book") if not m.get("snapshot")]
+    assert len(diffs) > len(books)  # the same book, unthrottled: diffs

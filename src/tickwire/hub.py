@@ -17,6 +17,11 @@ Theory of operation:
   supersedes that value, so per-channel order always holds.
 * The hub keeps each channel's newest publication and status, so a new
   subscriber gets a snapshot at once and a stale channel says so.
+* A book channel (``book:SYMBOL:DEPTH``) has a :class:`BookView` rebuilt
+  from its publications; they go out with ``push_state`` (the state class,
+  docs/book-delivery.md), and its greeting is the view's snapshot, taken with
+  :meth:`Hub.send_snapshot` so that it too goes through the state class.
+  Other channels have no view and pay one ``is None`` test per publication.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from .bookview import BookView, Outcome
 from .bus.base import Bus
 from .frames import text_frame
 from .protocol import as_snapshot, encode_status
@@ -35,7 +41,7 @@ __all__ = ["Hub", "Subscriber"]
 
 
 class Subscriber(Protocol):
-    """What the hub needs of a session: two non-blocking pushes."""
+    """What the hub needs of a session: three non-blocking pushes."""
 
     def push_latest(self, channel: str, frame: bytes) -> None:
         """Queue a latest-value frame, replacing one of ``channel`` not yet written."""
@@ -43,9 +49,13 @@ class Subscriber(Protocol):
     def push_final(self, channel: str, frame: bytes) -> None:
         """Queue a frame that must be delivered (or the client dropped)."""
 
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: BookView) -> None:
+        """Queue a book frame (a snapshot when ``snapshot``); ``view`` gives the
+        current snapshot when the client's pending diffs must become one."""
+
 
 class _Channel:
-    __slots__ = ("dirty", "last", "name", "pending", "status", "subscribers")
+    __slots__ = ("dirty", "last", "name", "pending", "status", "subscribers", "view")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -54,6 +64,7 @@ class _Channel:
         self.last: Publication | None = None
         self.status: ChannelStatus | None = None
         self.dirty = False  # ``last`` is a latest value not yet fanned out
+        self.view = BookView(name) if name.startswith("book:") else None
 
 
 class Hub:
@@ -91,19 +102,24 @@ class Hub:
 
         Those are a snapshot (when a live value is held) or a ``stale``
         status. The caller queues its ack and these frames before its next
-        await, so no publication can slip between them.
+        await, so no publication can slip between them. For a book channel
+        the snapshot is not among them: the caller then calls
+        :meth:`send_snapshot`, in the same turn.
         """
         state = self._channels.get(channel)
         if state is None:
             state = self._channels[channel] = _Channel(channel)
             self._bus.want(channel)
-        if state.last is None and state.status is None:
+        view = state.view
+        if (state.last is None and state.status is None) or (view is not None and not view.ready):
             state.pending += 1
             try:
                 last, status = await self._bus.last(channel)
             finally:
                 state.pending -= 1
-            if last is not None and (state.last is None or last.seq > state.last.seq):
+            if last is not None and view is not None:
+                self._offer(state, view, last)  # the view orders and dedupes a book's messages
+            elif last is not None and (state.last is None or last.seq > state.last.seq):
                 state.last = last
             if status is not None and state.status is None:
                 state.status = status
@@ -116,9 +132,32 @@ class Hub:
         if state.status is not None and not state.status.live:
             reason = state.status.reason
             return [text_frame(encode_status(state.name, False, self._clock_ms(), reason))]
-        if state.last is not None:
+        if state.last is not None and state.view is None:
             return [text_frame(as_snapshot(state.last.payload))]
-        return []
+        return []  # a book's snapshot comes from its view, through send_snapshot()
+
+    def send_snapshot(self, sub: Subscriber, channel: str) -> bool:
+        """Push ``channel``'s book snapshot to ``sub`` (a subscribe's greeting, after the ack).
+
+        Nothing while the channel is stale (its greeting was the status) or
+        no whole book is held yet (the next snapshot publication reaches
+        ``sub``). Returns whether a snapshot was pushed.
+        """
+        state = self._channels.get(channel)
+        if state is None or state.view is None or sub not in state.subscribers:
+            return False
+        if state.status is not None and not state.status.live:
+            return False
+        frame = state.view.snapshot_frame()
+        if frame is None:
+            return False
+        sub.push_state(channel, frame, True, state.view)
+        return True
+
+    def book_view(self, channel: str) -> BookView | None:
+        """The view of a book channel this hub serves (None for other channels)."""
+        state = self._channels.get(channel)
+        return state.view if state is not None else None
 
     def unsubscribe(self, sub: Subscriber, channel: str) -> None:
         state = self._channels.get(channel)
@@ -146,6 +185,9 @@ class Hub:
         last = state.last
         if last is not None and pub.seq <= last.seq:
             return  # a duplicate (re-delivery after a bus reconnect, or a rotation overlap)
+        if state.view is not None:
+            self._on_book(state, state.view, pub)
+            return
         if state.dirty:
             # the pending latest value is superseded before any subscriber saw it
             state.dirty = False
@@ -188,6 +230,32 @@ class Hub:
         if self._on_deliver is not None:
             self._on_deliver(pub, len(subscribers))
 
+    def _on_book(self, state: _Channel, view: BookView, pub: Publication) -> None:
+        """A book publication: apply it to the view, then fan it out through the state class."""
+        state.last = pub
+        outcome = view.apply(pub.seq, pub.payload)
+        subscribers = state.subscribers
+        if outcome is Outcome.HELD:
+            subscribers = {}  # no whole book to continue from: nobody can use it
+        elif subscribers:
+            frame = text_frame(pub.payload)
+            snapshot = outcome is Outcome.SNAPSHOT
+            for sub in subscribers:
+                sub.push_state(pub.channel, frame, snapshot, view)
+        if self._on_deliver is not None:
+            self._on_deliver(pub, len(subscribers))
+
+    def _offer(self, state: _Channel, view: BookView, pub: Publication) -> None:
+        """A publication read from the bus (``last``), maybe older than the view or
+        a snapshot older than held diffs: when it makes the view whole, the
+        subscribers waiting for a book get its snapshot."""
+        if view.ready or view.apply(pub.seq, pub.payload) is not Outcome.SNAPSHOT:
+            return
+        frame = view.snapshot_frame()
+        if frame is not None and not (state.status is not None and not state.status.live):
+            for sub in state.subscribers:
+                sub.push_state(state.name, frame, True, view)
+
     def on_status(self, status: ChannelStatus) -> None:
         state = self._channels.get(status.channel)
         if state is None:
@@ -208,15 +276,15 @@ class Hub:
         """The channel's current snapshot as a frame, for a throttled subscriber at its due time.
 
         None when nothing can be served: no value, or the channel is stale.
-        A ``book`` channel's snapshot is its book view's (issue 13), which this
-        hub does not hold yet: None until the book view answers here.
+        A book's is its view's (encoded once per seq); a throttled book
+        subscriber usually asks the view its frames came with directly.
         """
         state = self._channels.get(channel)
-        if state is None or state.last is None or channel.startswith("book:"):
+        if state is None or (state.status is not None and not state.status.live):
             return None
-        if state.status is not None and not state.status.live:
-            return None
-        return text_frame(as_snapshot(state.last.payload))
+        if state.view is not None:
+            return state.view.snapshot_frame()
+        return text_frame(as_snapshot(state.last.payload)) if state.last is not None else None
 
     # -- introspection (stats, tests) ------------------------------------------
 

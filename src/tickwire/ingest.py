@@ -3,7 +3,8 @@
 It owns one source. Demand from the bus opens a source channel at once and
 closes it ``linger`` seconds after the last node stopped wanting it, so a
 page reload does not churn the upstream. Every event becomes one encoded
-publication per wanted channel, with its ``seq`` assigned here, once.
+publication per wanted channel, with its ``seq`` assigned here, once; a
+book update is projected onto the open depths of its symbol (:mod:`.books`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Callable
 
 import msgspec
 
+from .books import BookProjector
 from .bus.base import Bus
-from .channels import Channel, parse_channel
-from .events import Event, Kline, Trade, channels_of
+from .channels import Channel, Kind, parse_channel
+from .events import BookUpdate, Event, Kline, Trade, channels_of
 from .protocol import encode_event, encode_publication
 from .publications import ChannelStatus, Publication
 from .sources.base import Source, SourceHealth
@@ -46,6 +48,7 @@ class Ingest:
         self._lingering: dict[str, asyncio.TimerHandle] = {}
         self._seq: dict[str, int] = {}
         self.published = 0
+        self.books = BookProjector(next_seq=self.next_seq, publish=self._publish_book)
         source.attach(self)
         bus.attach_ingest(self)
 
@@ -62,6 +65,8 @@ class Ingest:
                     return  # fed by the publish API, no upstream
                 self._open[channel] = parsed
                 logger.debug("open %s", channel)
+                if parsed.kind is Kind.BOOK:
+                    self.books.open(parsed)  # before the source, which may send the snapshot at once
                 self.source.open(parsed)
         elif channel in self._open and channel not in self._lingering:
             loop = asyncio.get_running_loop()
@@ -73,6 +78,8 @@ class Ingest:
         if parsed is not None:
             logger.debug("close %s", channel)
             self.source.close(parsed)
+            if parsed.kind is Kind.BOOK:
+                self.books.close(parsed)
             self._bus.forget(channel)
 
     def close(self) -> None:
@@ -104,6 +111,9 @@ class Ingest:
         return self.source.known_symbols()
 
     def on_event(self, event: Event) -> None:
+        if isinstance(event, BookUpdate):
+            self.books.on_update(event)
+            return
         final = isinstance(event, Trade) or (isinstance(event, Kline) and event.final)
         for channel in channels_of(event):
             if channel in self._open:
@@ -111,6 +121,14 @@ class Ingest:
                 payload = encode_event(channel, seq, event)
                 self.published += 1
                 self._bus.publish(Publication(channel, seq, payload, final, event.event_time))
+
+    def _publish_book(self, pub: Publication) -> None:
+        self.published += 1
+        self._bus.publish(pub)
+
+    def book_levels(self) -> list[int]:
+        """Levels of every book the ingest holds (``/metrics``)."""
+        return self.books.level_counts()
 
     def on_status(self, channel: str, live: bool, reason: str | None) -> None:
         self._bus.publish_status(ChannelStatus(channel, live, reason, self._clock_ms()))

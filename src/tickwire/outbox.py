@@ -21,20 +21,52 @@ Rules:
    False; the session then closes the client with 4008.
 5. :meth:`purge` drops every pending frame of one channel (the private
    channels of a user who is no longer the session's identity).
+6. State frames (book channels, :meth:`push_state`) never count toward
+   ``max_queue`` and never overflow. A snapshot replaces its channel's
+   pending book frames; when a channel has more than :data:`MAX_STATE_DIFFS`
+   pending diffs, or more bytes of them than its snapshot, they are replaced
+   by the current snapshot (one frame, encoded once per seq by the view and
+   shared). The snapshot takes the place of the newest diff, at the end:
+   status frames of the channel queued between the diffs keep their place
+   before it, so the client reads them in the order they happened and the
+   snapshot, which is the state after them, last (docs/book-delivery.md).
 
 The frames sit in a list with a parallel list of their channels; a dict maps
 each channel with a replaceable latest frame to its index. A push appends two
 references and allocates nothing of its own: no per-frame key, tuple or
 counter value (a tuple key per final frame cost ~11 % of the fan-out's
-profile). Only :meth:`purge`, which is rare, reads the channel list.
+profile). Only :meth:`purge`, which is rare, reads the channel list. A state
+frame records its channel's view in that list instead of the name, so the
+replacement (rare: once per 33 diffs at most) finds them by a scan, and a
+state push costs two small-int dict updates and no object of its own.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
 
-__all__ = ["Outbox"]
+
+__all__ = ["MAX_STATE_DIFFS", "Outbox", "StateView"]
 
 _CONTROL = ""  # the channel recorded for control frames: no channel name is empty
+
+MAX_STATE_DIFFS = 32
+"""Pending diffs of one state channel past which they become one snapshot."""
+
+
+class StateView(Protocol):
+    """What the outbox needs of a state channel's view (:class:`tickwire.bookview.BookView`)."""
+
+    @property
+    def channel(self) -> str:
+        """The state channel's name."""
+
+    @property
+    def snapshot_size(self) -> int:
+        """About the bytes of the current snapshot frame (no encoding needed to read it)."""
+
+    def snapshot_frame(self) -> bytes | None:
+        """The current snapshot frame, encoded once per seq; None while the view is not whole."""
 
 
 class Outbox:
@@ -44,14 +76,19 @@ class Outbox:
         max_queue: how many frames that must be delivered may wait.
     """
 
-    __slots__ = ("_channels", "_frames", "_latest", "_max_queue", "_room")
+    __slots__ = ("_channels", "_diffs", "_frames", "_latest", "_max_queue", "_nbytes", "_room")
 
     def __init__(self, max_queue: int = 1024) -> None:
         self._max_queue = max_queue
         self._frames: list[bytes] = []
-        self._channels: list[str] = []  # the channel of each frame, for purge
+        # the channel of each frame, for purge; for a state frame its channel's view
+        self._channels: list[str | StateView] = []
         self._latest: dict[str, int] = {}  # channel -> index of its replaceable latest frame
         self._room = max_queue  # how many more frames that must be delivered may wait
+        # per state channel with pending frames: diffs since its pending snapshot, and their bytes
+        # (two dicts of ints rather than an object per channel: nothing allocated per push)
+        self._diffs: dict[str, int] = {}
+        self._nbytes: dict[str, int] = {}
 
     def push_latest(self, channel: str, frame: bytes) -> bool:
         """Queue a latest-value frame; True when it replaced an unwritten one (conflation)."""
@@ -79,6 +116,52 @@ class Outbox:
         self._channels.append(channel)
         return True
 
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: StateView) -> bool:
+        """Queue a book frame; never refused, never counted toward ``max_queue``.
+
+        Args:
+            channel: the state channel.
+            frame: a diff, or a snapshot when ``snapshot``.
+            snapshot: ``frame`` replaces the channel's pending book frames.
+            view: the channel's view, asked for the current snapshot when the
+                pending diffs grow past the rule (its seq is ``frame``'s).
+
+        Returns:
+            True when pending diffs were replaced by the view's snapshot.
+        """
+        if snapshot:
+            if channel in self._diffs:
+                self._remove_state(channel)
+        else:
+            diffs = self._diffs.get(channel, 0) + 1
+            nbytes = self._nbytes.get(channel, 0) + len(frame)
+            current = None
+            if diffs > MAX_STATE_DIFFS or nbytes > view.snapshot_size:
+                current = view.snapshot_frame()  # None: a broken view; the client sees the gap itself
+            if current is None:
+                self._diffs[channel] = diffs
+                self._nbytes[channel] = nbytes
+                self._frames.append(frame)
+                self._channels.append(view)
+                return False
+            self._remove_state(channel)
+            frame = current
+        self._diffs[channel] = 0
+        self._nbytes[channel] = 0
+        self._frames.append(frame)  # after _remove_state: a new list
+        self._channels.append(view)
+        return not snapshot
+
+    def _remove_state(self, channel: str) -> None:
+        """Remove the pending state frames (diffs and snapshots) of ``channel`` (rare path)."""
+        self._remove(
+            {
+                i
+                for i, name in enumerate(self._channels)
+                if not isinstance(name, str) and name.channel == channel
+            }
+        )
+
     def push_control(self, frame: bytes) -> bool:
         """Queue an ack, error or pong, in order with data; False on overflow."""
         return self.push_final(_CONTROL, frame)
@@ -90,6 +173,9 @@ class Outbox:
         frames.clear()
         self._channels.clear()
         self._latest.clear()
+        if self._diffs:
+            self._diffs.clear()
+            self._nbytes.clear()
         self._room = self._max_queue
         return data
 
@@ -99,28 +185,41 @@ class Outbox:
         self._frames.clear()
         self._channels.clear()
         self._latest.clear()
+        self._diffs.clear()
+        self._nbytes.clear()
         self._room = self._max_queue
         return dropped
 
     def purge(self, channel: str) -> int:
         """Drop every pending frame of ``channel``; returns how many were dropped."""
-        if channel not in self._channels:
+        names = self._channels
+        drop = {i for i, name in enumerate(names) if name == channel}
+        if channel in self._diffs:
+            drop.update(
+                i for i, name in enumerate(names) if not isinstance(name, str) and name.channel == channel
+            )
+            del self._diffs[channel], self._nbytes[channel]
+        if not drop:
             return 0
-        latest_at = {index: name for name, index in self._latest.items()}
+        # the dropped frames that counted toward max_queue: neither latest nor state frames
+        latest = set(self._latest.values())
+        self._room += sum(1 for i in drop if isinstance(names[i], str) and i not in latest)
+        self._remove(drop)
+        return len(drop)
+
+    def _remove(self, drop: set[int]) -> None:
+        """Remove the frames at ``drop``; the latest-value indices are renumbered (rare path)."""
         frames: list[bytes] = []
-        channels: list[str] = []
-        latest: dict[str, int] = {}
+        channels: list[str | StateView] = []
+        moved: dict[int, int] = {}  # old index -> new index
         for index, (name, frame) in enumerate(zip(self._channels, self._frames, strict=True)):
-            if name == channel:
+            if index in drop:
                 continue
-            if index in latest_at:
-                latest[name] = len(frames)
+            moved[index] = len(frames)
             frames.append(frame)
             channels.append(name)
-        dropped = len(self._frames) - len(frames)
-        self._frames, self._channels, self._latest = frames, channels, latest
-        self._room = self._max_queue - (len(frames) - len(latest))
-        return dropped
+        self._frames, self._channels = frames, channels
+        self._latest = {name: moved[i] for name, i in self._latest.items() if i in moved}
 
     @property
     def max_queue(self) -> int:

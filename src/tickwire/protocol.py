@@ -31,6 +31,7 @@ __all__ = [
     "Unsubscribe",
     "as_snapshot",
     "encode_authenticated",
+    "encode_book",
     "encode_connected",
     "encode_error",
     "encode_event",
@@ -262,6 +263,66 @@ def encode_event(channel: str, seq: int, event: Event) -> bytes:
     else:
         depth = messages.DepthData(event.bids, event.asks, event.last_update_id, event.event_time)
         msg = messages.Depth(channel, event.symbol, seq, depth)
+    return _encoder.encode(msg)
+
+
+class _BookDataOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``messages.BookData`` with each side already JSON (``orderbook.levels_json``): the
+    numbers keep the symbol's precision and never take an exponent."""
+
+    bids: msgspec.Raw
+    asks: msgspec.Raw
+    precision: messages.BookPrecision | None = None
+    checksum: int
+    updateId: int
+    timestamp: int
+
+
+class _BookOut(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="book"):
+    """``messages.Book`` on the way out, field for field."""
+
+    channel: str
+    symbol: str
+    depth: int | None = None
+    seq: int
+    snapshot: bool = False
+    reset: bool = False
+    data: _BookDataOut
+
+
+def encode_book(
+    channel: str,
+    symbol: str,
+    seq: int,
+    *,
+    bids: bytes,
+    asks: bytes,
+    checksum: int,
+    update_id: int,
+    timestamp: int,
+    snapshot: bool = False,
+    depth: int | None = None,
+    precision: tuple[int, int] | None = None,
+    reset: bool = False,
+) -> bytes:
+    """A ``book`` message (docs/protocol.md, "Order book channel"), decodable as ``messages.Book``.
+
+    Args:
+        bids, asks: each side as a JSON array of ``[price, qty]`` (``orderbook.levels_json``).
+        snapshot: a snapshot; it also carries ``depth`` and ``precision``
+            (price and quantity decimals), and ``reset`` after a resync.
+    """
+    data = _BookDataOut(
+        bids=msgspec.Raw(bids),
+        asks=msgspec.Raw(asks),
+        precision=messages.BookPrecision(*precision) if precision is not None else None,
+        checksum=checksum,
+        updateId=update_id,
+        timestamp=timestamp,
+    )
+    msg = _BookOut(
+        channel=channel, symbol=symbol, depth=depth, seq=seq, snapshot=snapshot, reset=reset, data=data
+    )
     return _encoder.encode(msg)
 
 

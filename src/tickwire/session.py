@@ -2,8 +2,9 @@
 
 Theory of operation:
 
-* The hub pushes frames with :meth:`Session.push_latest` and
-  :meth:`Session.push_final`; both only queue into the client's
+* The hub pushes frames with :meth:`Session.push_latest`,
+  :meth:`Session.push_final` and (book channels) :meth:`Session.push_state`;
+  they only queue into the client's
   :class:`~tickwire.outbox.Outbox` and, on the first frame of an idle outbox,
   mark the session in the node's :class:`~tickwire.flusher.Flusher`, so the
   fan-out never waits for this client and never wakes a task.
@@ -36,7 +37,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from .channels import Channel, Delivery, parse_channel
+from .bookview import BookView
+from .channels import Channel, Delivery, Kind, parse_channel
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .flusher import Flusher
 from .frames import text_frame
@@ -145,6 +147,8 @@ class SessionStats(Protocol):
 
     def count_slow(self) -> None: ...
 
+    def count_book_snapshot(self) -> None: ...
+
     def count_written(self, nbytes: int) -> None: ...
 
     def count_dropped(self, frames: int) -> None: ...
@@ -245,6 +249,16 @@ class Session:
         if not self._queue_final(channel, frame):
             self._overflow()
         elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
+            self._marked = True
+            self._flusher.mark(self)
+
+    def push_state(self, channel: str, frame: bytes, snapshot: bool, view: BookView) -> None:
+        """A book frame: never counted toward ``max_queue``, never a 4008 (docs/book-delivery.md)."""
+        if self.closed:
+            return
+        if self._outbox.push_state(channel, frame, snapshot, view):
+            self._stats.count_book_snapshot()
+        if not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
             self._flusher.mark(self)
 
@@ -437,6 +451,8 @@ class Session:
         self.send(encode_subscribed(channel.name, self._clock_ms(), ref, options=in_force))
         for frame in greeting:
             self.push_final(channel.name, frame)
+        if channel.kind is Kind.BOOK:  # through the state class (or the throttle), even on a re-subscribe
+            self._hub.send_snapshot(key, channel.name)
 
     # -- throttle per subscription (docs/protocol.md; tickwire.throttle) -------------
 

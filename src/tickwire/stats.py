@@ -10,7 +10,7 @@ Methods other modules call (each is one or two integer additions):
 
 * sessions (``session.SessionStats``): :meth:`count_in`, :meth:`count_error`,
   :meth:`count_conflated`, :meth:`count_slow`, :meth:`count_written`,
-  :meth:`count_dropped`, :meth:`count_throttled`;
+  :meth:`count_dropped`, :meth:`count_book_snapshot`, :meth:`count_throttled`;
 * the hub: :meth:`on_deliver`;
 * the server and the abuse limits: :meth:`count_rejected`;
 * the publish API: :meth:`count_publish`.
@@ -57,6 +57,7 @@ class Stats:
         self.throttled: Counter[str] = Counter()  # by channel kind: frames a throttle dropped
         self.dropped = 0  # frames discarded unsent because their client was closed
         self.slow_disconnects = 0
+        self.book_snapshots = 0  # book snapshots queued instead of a slow client's pending diffs
         self.publish_requests: Counter[int] = Counter()  # by HTTP status
         self.publish_messages = 0  # channel messages accepted by the publish API
         self.writes = 0  # socket writes of client frames (one per client per flush)
@@ -84,6 +85,10 @@ class Stats:
 
     def count_slow(self) -> None:
         self.slow_disconnects += 1
+
+    def count_book_snapshot(self) -> None:
+        """A client's pending book diffs were replaced by the channel's snapshot."""
+        self.book_snapshots += 1
 
     def count_written(self, nbytes: int) -> None:
         """One coalesced socket write of ``nbytes``."""

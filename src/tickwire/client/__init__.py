@@ -15,6 +15,10 @@
                     case client.Gap():
                         print("missed", msg.missed, "on", msg.channel)
 
+A ``book:`` channel comes with a local book the feed keeps verified
+(``book = await feed.book("book:BTCUSDT:20")``; ``book.bids``,
+``book.best_ask``, ``book.spread``; see docs/book-client.md).
+
     asyncio.run(main())
 
 It imports only the pure core of tickwire (channels, errors, backoff and the
@@ -26,11 +30,15 @@ from __future__ import annotations
 
 from ..marketdata import Precision, SymbolInfo
 from .backoff import Action, backoff, policy
+from .book import Applied, Book
 from .feed import ClientError, ConnectionClosed, Feed, SubscriptionError, connect, ws_url
 from .market import MarketDataError
 from .messages import (
     Account,
     Authenticated,
+    BookData,
+    BookMessage,
+    BookPrecision,
     Connected,
     Control,
     DataMessage,
@@ -89,6 +97,9 @@ __all__ = [
     "TradeData",
     "Depth",
     "DepthData",
+    "BookMessage",
+    "BookData",
+    "BookPrecision",
     "Signal",
     "Order",
     "Portfolio",
@@ -109,6 +120,9 @@ __all__ = [
     "Precision",
     "decode",
     "encode",
+    # the local order book of a book:SYMBOL:DEPTH channel
+    "Book",
+    "Applied",
     # reconnect policy
     "Action",
     "backoff",

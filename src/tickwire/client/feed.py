@@ -19,6 +19,11 @@ Theory of operation:
   numbers from 1 again), resets the expectation silently. A throttled
   channel (``subscribe(..., throttle_ms=)``) skips seq numbers by design, so
   it yields no ``Gap``; its throttle is subscribed again after a reconnect.
+* ``await feed.book(channel)`` gives a :class:`~.book.Book` the feed keeps
+  in step: every message of its channel is applied before it is yielded, a
+  gap or a checksum mismatch subscribes to the channel again (the gateway
+  re-sends the snapshot), and a lost connection unsyncs it until the
+  snapshot of the next one.
 * When a connection ends, the close code decides (:func:`.backoff.policy`):
   reconnect soon, back off, back off longer, wait for a new token, or raise
   from the iterator.
@@ -46,11 +51,13 @@ from ..marketdata import SymbolInfo
 from ..messages import SubscribeOptions
 from ..protocol import THROTTLE_MAX_MS, THROTTLE_MIN_MS, THROTTLE_STEP_MS
 from .backoff import Action, backoff, policy
+from .book import RESYNC, Book
 from .errors import ClientError, ConnectionClosed, SubscriptionError, _EarlyClose
 from .market import fetch_klines, fetch_symbols, http_base
 from .messages import (
     Account,
     Authenticated,
+    BookMessage,
     Connected,
     Depth,
     Disconnected,
@@ -79,7 +86,7 @@ __all__ = ["ClientError", "ConnectionClosed", "Feed", "SubscriptionError", "conn
 
 logger = logging.getLogger("tickwire.client")
 
-_DATA = (Price, Ticker, Kline, Trade, Depth, Signal, Order, Portfolio, Account)
+_DATA = (Price, Ticker, Kline, Trade, Depth, BookMessage, Signal, Order, Portfolio, Account)
 _REPLIES = (Subscribed, Unsubscribed, Error, Pong, Authenticated, Subscriptions)
 _STABLE_AFTER = 2.0
 """Seconds a connection must last before the back-off starts again from its minimum."""
@@ -150,6 +157,7 @@ class Feed:
         self._channels: dict[str, None] = {}  # remembered subscriptions, in order
         self._last_seq: dict[str, int] = {}
         self._throttles: dict[str, int] = {}  # channel -> throttle in force (ms), throttled ones only
+        self._books: dict[str, Book] = {}  # the books kept in step (Feed.book)
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
@@ -264,6 +272,29 @@ class Feed:
             raise SubscriptionError(errors)
         return names
 
+    async def book(self, channel: str) -> Book:
+        """Subscribe to a ``book:SYMBOL:DEPTH`` channel and return its local book, kept in step.
+
+        The feed applies each message of the channel to the book before
+        yielding it (so the book is current when you see the message), and
+        asks for the snapshot again on a seq gap or a checksum mismatch.
+        Asking twice for one channel returns the same book.
+
+        Raises:
+            ValueError: not a ``book:`` channel.
+            SubscriptionError, TimeoutError: as :meth:`subscribe`.
+        """
+        [name] = self._names((channel,))
+        if not name.startswith("book:"):
+            raise ValueError(f"not a book channel: {name}")
+        book = self._books.setdefault(name, Book(name))
+        try:
+            await self.subscribe(name)
+        except SubscriptionError:
+            self._books.pop(name, None)
+            raise
+        return book
+
     async def unsubscribe(self, *channels: str) -> list[str]:
         """Leave ``channels``; no message of them is yielded after this returns."""
         names = self._names(channels)
@@ -271,6 +302,7 @@ class Feed:
             self._channels.pop(name, None)
             self._last_seq.pop(name, None)
             self._throttles.pop(name, None)
+            self._books.pop(name, None)
         await self._request({"type": "unsubscribe", "channels": names}, len(names))
         return names
 
@@ -514,21 +546,27 @@ class Feed:
                     break
         finally:
             self._ws = None
+            for book in self._books.values():
+                book.invalidate()  # the next connection's subscribe brings a snapshot
             for request in self._requests.values():
                 request.finish()
             if not ws.closed:
                 await ws.close()
         return ws.close_code, reason
 
-    async def _resubscribe(self) -> None:
-        groups: dict[int, list[str]] = {}  # one subscribe per throttle: options apply to a whole message
-        for name in self._channels:
+    async def _resubscribe(self, names: list[str] | None = None) -> None:
+        """Subscribe to ``names`` (every remembered channel) without waiting; errors are yielded.
+
+        One message per throttle in force: options apply to a whole message.
+        """
+        groups: dict[int, list[str]] = {}
+        for name in list(self._channels) if names is None else names:
             groups.setdefault(self._throttles.get(name, 0), []).append(name)
-        for ms, names in groups.items():
-            body: dict[str, Any] = {"type": "subscribe", "channels": names}
+        for ms, group in groups.items():
+            body: dict[str, Any] = {"type": "subscribe", "channels": group}
             if ms:
                 body["options"] = {"throttleMs": ms}
-            await self._send_resubscribe(body, len(names))
+            await self._send_resubscribe(body, len(group))
 
     async def _send_resubscribe(self, body: dict[str, Any], replies: int) -> None:
         ref = next(self._ids)
@@ -557,6 +595,9 @@ class Feed:
                 self._channels.pop(msg.channel, None)  # refused on resubscribe: forget it
         if isinstance(msg, _DATA):
             await self._check_seq(msg)
+        if isinstance(msg, (BookMessage, Status)) and msg.channel in self._books:
+            if self._books[msg.channel].apply(msg) is RESYNC and self._ws is not None:
+                await self._resubscribe([msg.channel])  # the gateway re-sends the snapshot
         elif isinstance(msg, Unsubscribed):
             self._channels.pop(msg.channel, None)  # e.g. "re-authenticated" ends private channels
         await self._emit(msg)

@@ -13,6 +13,9 @@ Three messages are made by the client itself, never sent by the gateway:
 :class:`Gap` (a ``seq`` jump on a channel), :class:`Disconnected` (the
 connection dropped; says when it retries) and the ``resumed`` flag on
 :class:`Connected` (this connection replaces an earlier one).
+
+The ``book`` message is :class:`BookMessage` here, because ``client.Book``
+is the local order book that applies them (:mod:`.book`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import msgspec
 from ..messages import (
     Account,
     Authenticated,
+    Book as BookMessage,
+    BookData,
+    BookPrecision,
     Connected,
     Control,
     DataMessage,
@@ -55,6 +61,9 @@ from ..messages import (
 __all__ = [
     "Account",
     "Authenticated",
+    "BookData",
+    "BookMessage",
+    "BookPrecision",
     "Connected",
     "Control",
     "DataMessage",

@@ -90,6 +90,7 @@ class Gateway:
             bus=self.bus,
             sessions=lambda: self.sessions,
             connection_limit=settings.max_connections,
+            books=self.ingest.book_levels,
             info={
                 "version": __version__,
                 "source": self.source.name,

@@ -16,11 +16,14 @@ What is read from other components, at scrape time:
   ``reconnects``; the label is ``bus.name``.
 * each session's ``queued`` (frames in its outbox), for the outbox-depth
   histogram; a gauge histogram, since it is a snapshot of all clients now.
+* ``books()``: the levels of every order book the ingest holds, for the
+  books-held gauge and the levels-per-book gauge histogram (no symbol label).
 """
 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -44,7 +47,7 @@ from ..hub import Hub
 from ..stats import LATENCY_BUCKETS_MS, Stats
 
 
-__all__ = ["CONTENT_TYPE", "OUTBOX_BUCKETS", "Metrics"]
+__all__ = ["BOOK_LEVEL_BUCKETS", "CONTENT_TYPE", "OUTBOX_BUCKETS", "Metrics"]
 
 logger = logging.getLogger("tickwire.metrics")
 
@@ -52,6 +55,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 OUTBOX_BUCKETS: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """Upper bounds (frames) of the outbox-depth histogram."""
+
+BOOK_LEVEL_BUCKETS: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+"""Upper bounds (levels, both sides) of the levels-per-book histogram."""
 
 _KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1006, 1007, 1011, *CloseCode})
 _KINDS = tuple(k.value for k in Kind)
@@ -93,7 +99,9 @@ class _GatewayCollector(Collector):
         sessions: Callable[[], Iterable[_Queued]] | None,
         connection_limit: int,
         info: Mapping[str, str],
+        books: Callable[[], Iterable[int]] | None = None,
     ) -> None:
+        self._books = books
         self._stats = stats
         self._hub = hub
         self._upstream = upstream
@@ -105,6 +113,8 @@ class _GatewayCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._connections()
         yield from self._channels()
+        if self._books is not None:
+            yield from self._book_metrics(list(self._books()))
         yield from self._traffic()
         yield from self._slow_clients()
         yield self._latency()
@@ -177,6 +187,22 @@ class _GatewayCollector(Collector):
             len(self._hub.stale_channels()),
         )
 
+    @staticmethod
+    def _book_metrics(levels: list[int]) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "tickwire_books_held",
+            "Order books the ingest holds (one per symbol with a book channel).",
+            len(levels),
+        )
+        counts = [0] * (len(BOOK_LEVEL_BUCKETS) + 1)
+        for n in levels:
+            counts[bisect_left(BOOK_LEVEL_BUCKETS, n)] += 1
+        family = GaugeHistogramMetricFamily(
+            "tickwire_book_levels", "Levels (both sides) of each order book held, now (one sample per book)."
+        )
+        family.add_metric([], _cumulative(BOOK_LEVEL_BUCKETS, counts, str), sum(levels))
+        yield family
+
     def _traffic(self) -> Iterator[Metric]:
         s = self._stats
         yield _counter("tickwire_client_frames_in", "Frames received from clients.", s.messages_in)
@@ -224,6 +250,11 @@ class _GatewayCollector(Collector):
             "tickwire_slow_consumer_disconnects",
             "Clients closed with 4008 (outbox full).",
             s.slow_disconnects,
+        )
+        yield _counter(
+            "tickwire_book_snapshots_instead_of_diffs",
+            "Book snapshots queued in place of a slow client's pending diffs (the state class).",
+            s.book_snapshots,
         )
         if self._sessions is not None:
             yield self._outbox()
@@ -358,6 +389,7 @@ class Metrics:
         sessions: returns the open sessions (for the outbox-depth histogram).
         connection_limit: the configured cap on connections (0: none).
         info: labels of ``tickwire_info`` (version, source, bus, role).
+        books: returns the levels of every order book the ingest holds.
         process: also export ``process_*`` (CPU, memory, open and max fds).
     """
 
@@ -371,11 +403,12 @@ class Metrics:
         sessions: Callable[[], Iterable[_Queued]] | None = None,
         connection_limit: int = 0,
         info: Mapping[str, str] | None = None,
+        books: Callable[[], Iterable[int]] | None = None,
         process: bool = True,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(
-            _GatewayCollector(stats, hub, upstream, bus, sessions, connection_limit, info or {})
+            _GatewayCollector(stats, hub, upstream, bus, sessions, connection_limit, info or {}, books)
         )
         if process:
             ProcessCollector(registry=self.registry)

@@ -122,6 +122,14 @@ class Market:
             out.append(SymbolInfo(symbol, base, quote, "TRADING", Precision(state.spec.tick, state.spec.lot)))
         return out
 
+    def spec(self, symbol: str) -> SymbolSpec:
+        return self._symbols[symbol].spec
+
+    def last_price(self, symbol: str) -> float:
+        """The last trade price, at the symbol's tick (what the ticker and the book sit around)."""
+        state = self._symbols[symbol]
+        return round(state.price, state.spec.tick)
+
     def _step_price(self, state: _SymbolState, dt_ms: float) -> float:
         sigma = state.spec.volatility * math.sqrt(dt_ms / (365 * _DAY_MS))
         state.price *= math.exp(self._rng.gauss(0.0, sigma))

@@ -3,7 +3,10 @@
 It is a mode the operator chooses (``--source simulated``) and ``/health``
 says so; it is never a fallback for a real upstream that is down.
 Cadences follow Binance's: tickers every 500 ms (Binance: 1000 ms), klines
-every second, the book every 100 ms, trades as they happen.
+every second, the book every 100 ms, trades as they happen. A symbol with an
+open ``book:`` channel gets a full book (:mod:`.simbook`): a snapshot when
+its first depth opens, then a diff every step; it is dropped with its last
+depth.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from ..channels import Channel, Kind
 from ..clock import wall_ms
 from ..config import Settings
 from ..errors import ErrorCode, ProtocolError
-from ..events import Event, Kline
+from ..events import BookUpdate, Event, Kline
 from ..marketdata import SymbolInfo
 from .base import SourceHealth, SourceKind, SourceSink
 from .market import Market
+from .simbook import SimBook
 
 
 __all__ = ["SimulatedSource"]
@@ -40,7 +44,9 @@ class SimulatedSource:
         clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self._clock_ms = clock_ms
+        self._seed = seed
         self.market = Market(random.Random(seed), clock_ms())
+        self.books: dict[str, SimBook] = {}  # symbol -> its full book, while a book channel is open
         self._open: dict[str, Channel] = {}
         self._sink: SourceSink | None = None
         self._ticks = 0
@@ -75,12 +81,42 @@ class SimulatedSource:
 
     def open(self, channel: Channel) -> None:
         self._open[channel.name] = channel
+        if channel.kind is Kind.BOOK:
+            self._open_book(channel)
+            return
         event = self._current(channel)
         if event is not None:
             self._emit([event])
 
     def close(self, channel: Channel) -> None:
         self._open.pop(channel.name, None)
+        symbol = channel.symbol
+        if channel.kind is Kind.BOOK and symbol is not None:
+            if not any(c.kind is Kind.BOOK and c.symbol == symbol for c in self._open.values()):
+                self.books.pop(symbol, None)
+
+    def _open_book(self, channel: Channel) -> None:
+        """The first depth of a symbol builds its book and sends the snapshot; the ingest
+        serves further depths from its own copy."""
+        symbol = channel.symbol
+        if symbol is None or symbol in self.books:
+            return
+        book = SimBook(
+            self.market.spec(symbol),
+            self.market.last_price(symbol),
+            random.Random(f"{self._seed}:{symbol}"),
+            update_id=self._clock_ms(),
+        )
+        self.books[symbol] = book
+        self._emit([book.snapshot(self._clock_ms())])
+
+    def _book_updates(self, now_ms: int) -> list[BookUpdate]:
+        updates: list[BookUpdate] = []
+        for symbol, book in self.books.items():
+            update = book.step(self.market.last_price(symbol), now_ms)
+            if update is not None:
+                updates.append(update)
+        return updates
 
     def known_symbols(self) -> list[str]:
         """The symbols this market lists (published for ``--role gateway`` validation)."""
@@ -112,7 +148,8 @@ class SimulatedSource:
     def step(self) -> None:
         """Advance the market to now and emit what the open channels see."""
         self._ticks += 1
-        events = self.market.advance(self._clock_ms(), self._open.__contains__)
+        now = self._clock_ms()
+        events = self.market.advance(now, self._open.__contains__)
         every = self._ticks
         for channel in list(self._open.values()):
             kind = channel.kind
@@ -129,6 +166,7 @@ class SimulatedSource:
                 event = self._current(channel)
                 if event is not None:
                     events.append(event)
+        events += self._book_updates(now)
         self._emit(events)
 
     async def run(self) -> None:

@@ -5,10 +5,12 @@ every channel), redrawn four times a second from the event loop, so the
 feed never waits for the terminal. Sections appear for the channel kinds
 being watched: prices and tickers (rises green, falls red), the current
 candle of each klines channel with a sparkline of recent closes, the top
-of each book, a trade tape, and recent events (signals, private events,
-status changes, gaps, errors). The header shows the connection, the
-upstream (live, stale, simulated) and message counts. ``--json`` prints
-every message as one JSON line instead.
+of each depth channel, the ladder of each ``book:`` channel (a client
+:class:`~tickwire.client.Book` the feed keeps verified; :mod:`.ladder`),
+a trade tape, and recent events (signals, private events, status changes,
+gaps, errors). The header shows the connection, the upstream (live, stale,
+simulated) and message counts. ``--json`` prints every message as one JSON
+line instead.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,6 +34,7 @@ import aiohttp
 from .. import client
 from ..errors import ProtocolError
 from .describe import DOWN, UP, describe, fmt_num
+from .ladder import ladder
 
 
 if TYPE_CHECKING:
@@ -80,6 +85,8 @@ class Board:
     quotes: dict[str, Quote] = field(default_factory=dict)
     candles: dict[str, Candle] = field(default_factory=dict)
     books: dict[str, client.Depth] = field(default_factory=dict)
+    ladders: dict[str, client.Book] = field(default_factory=dict)
+    """The local books of the ``book:`` channels (kept in step by the feed)."""
     tape: deque[client.Trade] = field(default_factory=lambda: deque(maxlen=12))
     events: deque[tuple[str, str, Text]] = field(default_factory=lambda: deque(maxlen=8))
     stale: dict[str, str] = field(default_factory=dict)
@@ -327,9 +334,12 @@ def render(board: Board, width: int = 120) -> RenderableType:
     depth = [c for c in board.channels if c.startswith("depth:")]
     if depth:
         parts.append(Columns([_book(c, board.books.get(c)) for c in depth], equal=True, expand=True))
+    books = [c for c in board.channels if c.startswith("book:")]
+    if books:
+        parts.append(Columns([ladder(c, board.ladders.get(c)) for c in books], equal=True, expand=True))
     if "trades" in kinds:
         parts.append(_tape(board))
-    if board.events or kinds - {"price", "ticker", "klines", "depth", "trades"}:
+    if board.events or kinds - {"price", "ticker", "klines", "depth", "book", "trades"}:
         parts.append(_events(board))
     return Group(*parts)
 
@@ -345,13 +355,27 @@ async def _health(board: Board, url: str) -> None:
                     board.health(await response.json())
 
 
-async def _subscribe(feed: client.Feed, channels: list[str], err: Console) -> list[str]:
-    try:
-        return await feed.subscribe(*channels)
-    except client.SubscriptionError as exc:
-        for error in exc.errors:
-            err.print(f"refused {error.channel or '*'}: {error.code} {error.message}", markup=False)
-        return list(feed.channels)
+async def _subscribe(
+    feed: client.Feed, channels: list[str], err: Console, ladders: dict[str, client.Book]
+) -> list[str]:
+    """Subscribe; a ``book:`` channel through :meth:`Feed.book`, whose book goes in ``ladders``."""
+    books = [c for c in channels if c.partition(":")[0].lower() == "book"]
+    others = [c for c in channels if c not in books]
+
+    async def keep(name: str) -> None:
+        book = await feed.book(name)
+        ladders[book.channel] = book
+
+    requests: list[Callable[[], Awaitable[object]]] = [functools.partial(keep, name) for name in books]
+    if others:
+        requests.append(functools.partial(feed.subscribe, *others))
+    for request in requests:  # one refusal does not stop the others
+        try:
+            await request()
+        except client.SubscriptionError as exc:
+            for error in exc.errors:
+                err.print(f"refused {error.channel or '*'}: {error.code} {error.message}", markup=False)
+    return list(feed.channels)
 
 
 async def run(
@@ -366,7 +390,8 @@ async def run(
 ) -> int:
     """Watch ``channels`` until ``duration`` seconds pass (or forever); returns the exit code."""
     async with client.connect(url, token) as feed:
-        subscribed = await _subscribe(feed, channels, err)
+        ladders: dict[str, client.Book] = {}
+        subscribed = await _subscribe(feed, channels, err, ladders)
         if not subscribed:
             return 2
         with contextlib.suppress(TimeoutError):
@@ -377,7 +402,7 @@ async def run(
                         out.write(client.encode(msg).decode() + "\n")
                         out.flush()
                 else:
-                    await _live(feed, Board(feed.url, subscribed), console)
+                    await _live(feed, Board(feed.url, subscribed, ladders=ladders), console)
     return 0
 
 

@@ -23,6 +23,7 @@
 // a reason come back while an unsubscribe is on its way, the ack of that
 // unsubscribe subscribes again: the socket always converges on the union.
 
+import { BookPanel } from "./bookpanel.js";
 import { CandleChart } from "./chart.js";
 import { Feed } from "./feed.js";
 import {
@@ -39,6 +40,16 @@ const $ = (id) => document.getElementById(id);
 const prices = new PriceTable($("prices"));
 const chart = new CandleChart($("candles"));
 const ladder = new DepthLadder($("depth"), $("depth-title"));
+const bookPanel = new BookPanel($("book-panel"), {
+  ladder: $("book-ladder"),
+  chart: $("book-chart"),
+  title: $("book-title"),
+  status: $("book-status"),
+  onResync: (channel) => {
+    log.add("gap", `${channel}: book out of step, asking for its snapshot`, bookPanel.book.problem);
+    feed.subscribe([channel]); // a subscribe to a channel held re-sends the snapshot
+  },
+});
 const tape = new TradeTape($("tape"));
 const log = new Log($("log"));
 const channelTable = new ChannelTable($("channel-stats"));
@@ -128,6 +139,7 @@ function showConnection({ state, code, reason, delay }) {
   if (state === "disconnected" || state === "closed") {
     for (const channel of feed.channels) prices.setState(channel, "paused");
   }
+  if (state !== "live" && state !== "connecting") bookPanel.invalidate();
 }
 
 // --- messages -----------------------------------------------------------------------
@@ -156,12 +168,14 @@ function handle(msg, tag) {
       if (msg.channel) {
         if (userChannels.delete(msg.channel)) saveChannels(); // refused: not on the list
         removeChip(msg.channel);
+        if (msg.channel === bookPanel.channel) bookPanel.refused(msg.message);
       }
       break;
     case "status":
       if (msg.status === "stale") stale.set(msg.channel, { reason: msg.reason || "stale", since: Date.now() });
       else stale.delete(msg.channel);
       prices.setState(msg.channel, msg.status, msg.reason);
+      bookPanel.apply(msg);
       showStale();
       log.add(msg.status === "stale" ? "stale" : "live", msg.channel, msg.reason);
       break;
@@ -181,6 +195,11 @@ function handle(msg, tag) {
     case "depth":
       if (!ladder.channel) selectDepth(msg.channel);
       if (msg.channel === ladder.channel) ladder.update(msg);
+      break;
+    case "book":
+      if (!bookPanel.channel) selectBook(...msg.channel.split(":").slice(1), false);
+      bookPanel.apply(msg);
+      if (logData && msg.snapshot) log.add("book", msg.channel, `snapshot #${msg.seq}${msg.reset ? " (reset)" : ""}`);
       break;
     case "signal":
     case "order":
@@ -207,12 +226,13 @@ function showChip(channel) {
   const old = [...list.children].find((li) => li.dataset.channel === channel);
   const chip = el("li", "chip");
   chip.dataset.channel = channel;
-  const charted = channel === chart.channel;
-  chip.dataset.reasons = [userChannels.has(channel) && "user", charted && "chart"].filter(Boolean).join(" ");
+  const panel = panelOf(channel);
+  const charted = Boolean(panel);
+  chip.dataset.reasons = [userChannels.has(channel) && "user", panel].filter(Boolean).join(" ");
   chip.append(el("span", "", channel));
   if (charted) {
-    const mark = el("span", "mark", "chart");
-    mark.title = "the chart shows this channel: it stays subscribed while the chart does";
+    const mark = el("span", "mark", panel);
+    mark.title = `the ${panel} panel shows this channel: it stays subscribed while the panel does`;
     chip.append(mark);
   }
   if (!charted || userChannels.has(channel)) {
@@ -228,17 +248,24 @@ function showChip(channel) {
   if (!old && channel.startsWith("depth:")) refreshDepthChoices();
 }
 
-// a chip's ×: the user's reason goes; the socket lets go only if the chart does not show it
+// which panel holds `channel` for itself ("chart", "book"), if any: a reason apart from the user's
+function panelOf(channel) {
+  if (channel === chart.channel) return "chart";
+  if (channel === bookPanel.channel) return "book";
+  return "";
+}
+
+// a chip's ×: the user's reason goes; the socket lets go only if no panel shows it
 function leave(channel) {
   if (userChannels.delete(channel)) saveChannels();
-  if (channel === chart.channel) showChip(channel);
+  if (panelOf(channel)) showChip(channel);
   else feed.unsubscribe([channel]);
 }
 
 // the chart's reason goes: the socket lets go only if the user's list does not have it
 // (nor will have it: the user's subscribe of it may still be waiting for its ack)
 function release(channel) {
-  if (userChannels.has(channel)) showChip(channel);
+  if (userChannels.has(channel) || panelOf(channel)) showChip(channel);
   else if (!feed.asking(channel, USER)) feed.unsubscribe([channel]);
 }
 
@@ -246,7 +273,7 @@ function unsubscribed(channel, reason) {
   if (reason) {
     // the server ended it (a new identity, say): off the user's list too
     if (userChannels.delete(channel)) saveChannels();
-  } else if (userChannels.has(channel) || channel === chart.channel) {
+  } else if (userChannels.has(channel) || panelOf(channel)) {
     // the ack of our own unsubscribe, but a reason came back meanwhile: subscribe again
     // (unless that reason's subscribe is on its way already)
     dropChannel(channel);
@@ -350,6 +377,41 @@ function refreshDepthChoices() {
 
 $("depth-channel").addEventListener("change", (e) => selectDepth(e.target.value));
 
+// --- the order book panel: its own channel, picked by symbol and depth ------------------------
+
+function selectBook(symbol, depth = "100", subscribe = true) {
+  const channel = `book:${symbol.toUpperCase()}:${depth}`;
+  if (channel === bookPanel.channel) return;
+  const previous = bookPanel.channel;
+  bookPanel.reset(channel);
+  try {
+    localStorage.setItem("tickwire.book", JSON.stringify([symbol.toUpperCase(), String(depth)]));
+  } catch { /* private mode */ }
+  ensureOption($("book-symbol"), symbol.toUpperCase());
+  $("book-symbol").value = symbol.toUpperCase();
+  $("book-depth").value = String(depth);
+  if (previous) release(previous);
+  if (feed.channels.has(channel)) showChip(channel);
+  // held already or not, subscribe: the ack brings the snapshot the panel's new book starts from
+  // (adopting a book the user subscribed, the message at hand is that snapshot, or says "resync")
+  if (subscribe) feed.subscribe([channel]);
+}
+
+// the book the panel opens on: the first book: channel named, else its last pick, else none
+function initialBook(names) {
+  const named = names.map((n) => n.split(":")).find((parts) => parts[0] === "book" && parts[1]);
+  if (named) return [named[1], named[2] || "100"];
+  const saved = loadSaved("tickwire.book");
+  return Array.isArray(saved) && saved.length === 2 && saved.every((s) => typeof s === "string") ? saved : null;
+}
+
+function bookPicked() {
+  if ($("book-symbol").value) selectBook($("book-symbol").value, $("book-depth").value);
+}
+
+$("book-symbol").addEventListener("change", bookPicked);
+$("book-depth").addEventListener("change", bookPicked);
+
 // --- symbols from the source: the chart picker and the subscribe suggestions -----------------
 
 async function loadSymbols() {
@@ -374,16 +436,29 @@ async function loadSymbols() {
     ensureOption(select, current);
     select.value = current;
   }
+  const books = $("book-symbol");
+  const picked = books.value;
+  const placeholder = el("option", "", "symbol");
+  placeholder.value = "";
+  books.replaceChildren(placeholder, ...symbols.map((symbol) => {
+    const option = el("option", "", symbol);
+    option.value = symbol;
+    return option;
+  }));
+  if (picked) {
+    ensureOption(books, picked);
+    books.value = picked;
+  }
   suggest(symbols.slice(0, SUGGESTED));
 }
 
 function suggest(symbols) {
-  const kinds = ["price", "ticker", "trades", "depth", "klines"];
+  const kinds = ["price", "ticker", "trades", "depth", "klines", "book"];
   const options = [];
   for (const symbol of symbols) {
     for (const kind of kinds) {
       const option = el("option");
-      option.value = kind === "klines" ? `klines:${symbol}:1m` : `${kind}:${symbol}`;
+      option.value = kind === "klines" ? `klines:${symbol}:1m` : kind === "book" ? `book:${symbol}:20` : `${kind}:${symbol}`;
       options.push(option);
     }
   }
@@ -432,6 +507,8 @@ function showChannels() {
 const channels = initialChannels();
 selectDepth(null);
 selectChart(...initialChart(channels));
+const firstBook = initialBook(channels);
+if (firstBook) selectBook(...firstBook);
 feed.subscribe(channels, USER); // all of them the user's, the chart's channel too if named
 feed.connect();
 loadSymbols();
