@@ -32,6 +32,7 @@ CORE = (
     "tickwire.ratelimit",
     "tickwire.health",
     "tickwire.outbox",
+    "tickwire.throttle",
     "tickwire.orderbook",
     "tickwire.bookview",
     "tickwire.sources.market",
@@ -47,6 +48,7 @@ IO = ("asyncio", "aiohttp", "redis", "socket")
 ABOVE_CORE = (
     "tickwire.hub",
     "tickwire.session",
+    "tickwire.ticker",
     "tickwire.ingest",
     "tickwire.books",
     "tickwire.node",

@@ -15,12 +15,16 @@ Theory of operation (docs/fanout.md, "The write path"):
 * After the writes, a session whose socket buffer is over its high-water
   mark is parked until the socket drains; a parked session is skipped here
   and marks itself again when it resumes.
+* The flusher carries the node's one throttle :class:`~tickwire.ticker.Ticker`
+  (``flusher.ticker``), so every session of the node shares it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Protocol
+
+from .ticker import Ticker
 
 
 __all__ = ["Flushable", "Flusher"]
@@ -51,13 +55,14 @@ class Flusher:
         on_flush: called once per flush with (writes, bytes), so stats cost one call per flush.
     """
 
-    __slots__ = ("_delay", "_handle", "_marked", "_on_flush")
+    __slots__ = ("_delay", "_handle", "_marked", "_on_flush", "ticker")
 
     def __init__(self, *, write_delay: float = 0.0, on_flush: _OnFlush | None = None) -> None:
         self._delay = write_delay
         self._marked: list[Flushable] = []
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._on_flush = on_flush
+        self.ticker = Ticker()  # releases throttled frames (docs/fanout.md)
 
     def mark(self, session: Flushable) -> None:
         """``session`` has frames to write; the caller marks each session once until it is flushed."""
@@ -97,7 +102,8 @@ class Flusher:
             self._on_flush(len(pending), nbytes)
 
     def cancel(self) -> None:
-        """Forget the pending flush (the node is stopping)."""
+        """Forget the pending flush and the throttle tick (the node is stopping)."""
+        self.ticker.cancel()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

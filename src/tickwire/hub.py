@@ -272,6 +272,20 @@ class Hub:
         for sub in state.subscribers:
             sub.push_final(status.channel, frame)
 
+    def snapshot_frame(self, channel: str) -> bytes | None:
+        """The channel's current snapshot as a frame, for a throttled subscriber at its due time.
+
+        None when nothing can be served: no value, or the channel is stale.
+        A book's is its view's (encoded once per seq); a throttled book
+        subscriber usually asks the view its frames came with directly.
+        """
+        state = self._channels.get(channel)
+        if state is None or (state.status is not None and not state.status.live):
+            return None
+        if state.view is not None:
+            return state.view.snapshot_frame()
+        return text_frame(as_snapshot(state.last.payload)) if state.last is not None else None
+
     # -- introspection (stats, tests) ------------------------------------------
 
     @property

@@ -278,8 +278,12 @@ class Connected(Msg, frozen=True, tag="connected"):
     resumed: bool = False
 
 
-class SubscribeOptions(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A subscription's options (docs/protocol.md, "Throttle per subscription")."""
+class SubscribeOptions(msgspec.Struct, frozen=True):
+    """A subscription's options (docs/protocol.md, "Throttle per subscription").
+
+    Encoded in full, defaults included: an ack after ``throttleMs: 0`` says
+    ``"options":{"throttleMs":0}``, the value in force, not ``{}``.
+    """
 
     throttleMs: int = 0
 

@@ -22,6 +22,11 @@ Theory of operation:
   ``max_queue``. Only parked clients have a task.
 * Memory per client is bounded by ``max_queue`` final frames, one frame per
   subscribed channel, and the transport's high-water mark.
+* A throttled subscription (``options.throttleMs``) is a
+  :class:`~tickwire.throttle.Held` view in the hub instead of the session:
+  it holds the newest value until its due time, and the node's one tick
+  (``flusher.ticker``) releases it into the outbox (:meth:`Session.tick`).
+  Unthrottled subscriptions never pass through it.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .bookview import BookView
-from .channels import Channel, Kind, parse_channel
+from .channels import Channel, Delivery, Kind, parse_channel
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .flusher import Flusher
 from .frames import text_frame
-from .hub import Hub
+from .hub import Hub, Subscriber
+from .messages import SubscribeOptions
 from .outbox import Outbox
 from .protocol import (
     Auth,
@@ -55,6 +61,7 @@ from .protocol import (
     parse_client,
 )
 from .ratelimit import TokenBucket
+from .throttle import Throttle
 
 
 __all__ = ["Identity", "Limits", "Session", "Transport"]
@@ -146,6 +153,8 @@ class SessionStats(Protocol):
 
     def count_dropped(self, frames: int) -> None: ...
 
+    def count_throttled(self, channel: str, frames: int = 1) -> None: ...
+
 
 class Session:
     """One client. Create it, ``start()`` it, feed it frames, then ``close()``."""
@@ -167,6 +176,7 @@ class Session:
         "_queue_latest",
         "_socket",
         "_stats",
+        "_throttle",
         "_transport",
         "_validate",
         "_violations",
@@ -220,6 +230,7 @@ class Session:
         self._marked = False  # in the flusher's list for its next flush
         self._parked: asyncio.Task[None] | None = None  # waits for the socket to drain
         self._expiry: asyncio.TimerHandle | None = None  # closes with 4001 when the token expires
+        self._throttle: Throttle | None = None  # made on the first throttled subscribe
 
     # -- outbox (called by the hub; never blocks) -----------------------------
 
@@ -331,6 +342,9 @@ class Session:
         self.closed = True
         self._cancel_expiry()
         self._hub.remove(self, list(self.subscriptions))
+        if self._throttle is not None:
+            for name, view in self._throttle.clear():
+                self._hub.unsubscribe(view, name)
         self.subscriptions.clear()
         parked, self._parked = self._parked, None
         if parked is not None:
@@ -405,12 +419,14 @@ class Session:
             if self.closed:
                 return
             try:
-                await self._subscribe_one(name, msg.id)
+                await self._subscribe_one(name, msg.id, msg.options)
             except ProtocolError as exc:
                 exc.ref = msg.id
                 self._error(exc)
 
-    async def _subscribe_one(self, name: str, ref: str | int | None) -> None:
+    async def _subscribe_one(
+        self, name: str, ref: str | int | None, options: SubscribeOptions | None = None
+    ) -> None:
         channel = parse_channel(name)
         self._authorize(channel)
         if channel.name not in self.subscriptions:
@@ -422,17 +438,65 @@ class Session:
                 )
             if channel.is_market:
                 await self._validate(channel)
-        greeting = await self._hub.subscribe(self, channel.name)
+        window = self._window(channel, options, ref)
+        key = self._subscriber(channel.name, window)
+        greeting = await self._hub.subscribe(key, channel.name)
         if self.closed:
-            self._hub.unsubscribe(self, channel.name)
+            self._hub.unsubscribe(key, channel.name)
             return
+        self._settle(channel, key, window, greeted=bool(greeting))
         self.subscriptions[channel.name] = channel
         # ack and snapshot are queued before the next await: nothing slips between
-        self.send(encode_subscribed(channel.name, self._clock_ms(), ref))
+        in_force = SubscribeOptions(window) if options is not None or window else None
+        self.send(encode_subscribed(channel.name, self._clock_ms(), ref, options=in_force))
         for frame in greeting:
             self.push_final(channel.name, frame)
-        if channel.kind is Kind.BOOK:
-            self._hub.send_snapshot(self, channel.name)  # through the state class, even on a re-subscribe
+        if channel.kind is Kind.BOOK:  # through the state class (or the throttle), even on a re-subscribe
+            self._hub.send_snapshot(key, channel.name)
+
+    # -- throttle per subscription (docs/protocol.md; tickwire.throttle) -------------
+
+    def _window(self, channel: Channel, options: SubscribeOptions | None, ref: str | int | None) -> int:
+        """The throttle (ms) to put in force: the message's; without options, the one in force."""
+        if options is None:
+            return self._throttle.window(channel.name) if self._throttle is not None else 0
+        if options.throttleMs and channel.delivery is Delivery.EVERY:
+            why = f"{channel.name}: every message matters on this channel, so it takes no throttle"
+            self._error(ProtocolError(ErrorCode.INVALID_MESSAGE, why, channel=channel.name, ref=ref))
+            return 0  # refused, and subscribed without one
+        return options.throttleMs
+
+    def _subscriber(self, name: str, window: int) -> Subscriber:
+        """Who stands for this client in the hub's set of ``name``: a held view, or the session."""
+        if not window:
+            return self
+        if self._throttle is None:
+            self._throttle = Throttle(
+                self._outbox,
+                push_final=self.push_final,
+                on_pending=lambda: self._flusher.ticker.add(self),
+                on_superseded=self._stats.count_throttled,
+            )
+        return self._throttle.view_for(name)
+
+    def _settle(self, channel: Channel, key: Subscriber, window: int, *, greeted: bool) -> None:
+        """After the hub subscribed ``key``: put its throttle in force, drop the one it replaces."""
+        previous: Subscriber | None = self if channel.name in self.subscriptions else None
+        if self._throttle is not None:
+            due = self._flusher.ticker.now_ms() + (window if greeted else 0)  # a snapshot is this window's
+            state = channel.delivery is Delivery.STATE
+            previous = self._throttle.settle(channel.name, key, window, state=state, due_ms=due) or previous
+        if previous is not None and previous is not key:
+            self._hub.unsubscribe(previous, channel.name)
+
+    def tick(self, now_ms: int) -> bool:
+        """For the node's tick: queue the throttled frames due at ``now_ms``; False once none is held."""
+        throttle = self._throttle
+        if throttle is None or self.closed:
+            return False
+        if throttle.release(now_ms, self._hub.snapshot_frame):
+            self._mark()
+        return throttle.pending
 
     def _authorize(self, channel: Channel) -> None:
         if not channel.is_private:
@@ -461,7 +525,8 @@ class Session:
                 self._error(exc)
                 continue
             if self.subscriptions.pop(channel.name, None) is not None:
-                self._hub.unsubscribe(self, channel.name)
+                view = self._throttle.remove(channel.name) if self._throttle is not None else None
+                self._hub.unsubscribe(view or self, channel.name)
             self.send(encode_unsubscribed(channel.name, self._clock_ms(), msg.id))
 
     async def _auth(self, msg: Auth) -> None:

@@ -10,7 +10,7 @@ Methods other modules call (each is one or two integer additions):
 
 * sessions (``session.SessionStats``): :meth:`count_in`, :meth:`count_error`,
   :meth:`count_conflated`, :meth:`count_slow`, :meth:`count_written`,
-  :meth:`count_dropped`, :meth:`count_book_snapshot`;
+  :meth:`count_dropped`, :meth:`count_book_snapshot`, :meth:`count_throttled`;
 * the hub: :meth:`on_deliver`;
 * the server and the abuse limits: :meth:`count_rejected`;
 * the publish API: :meth:`count_publish`.
@@ -54,6 +54,7 @@ class Stats:
         self.bytes_out = 0  # bytes written to client sockets (WebSocket frames)
         self.errors: Counter[str] = Counter()
         self.conflated = 0
+        self.throttled: Counter[str] = Counter()  # by channel kind: frames a throttle dropped
         self.dropped = 0  # frames discarded unsent because their client was closed
         self.slow_disconnects = 0
         self.book_snapshots = 0  # book snapshots queued instead of a slow client's pending diffs
@@ -76,6 +77,11 @@ class Stats:
         """Latest values replaced before they were written: in one client's outbox
         (``1``), or in the hub before fan-out (one per subscriber that missed it)."""
         self.conflated += subscribers
+
+    def count_throttled(self, channel: str, frames: int = 1) -> None:
+        """``frames`` held frames (or book diffs) of a throttled subscription to ``channel``,
+        superseded before their due time."""
+        self.throttled[channel.partition(":")[0]] += frames
 
     def count_slow(self) -> None:
         self.slow_disconnects += 1

@@ -16,7 +16,9 @@ Theory of operation:
   first data frame of the new connection.
 * ``seq`` is tracked per channel. A jump forward yields a ``Gap`` before the
   message; a snapshot, or a ``seq`` that went back (a restarted gateway
-  numbers from 1 again), resets the expectation silently.
+  numbers from 1 again), resets the expectation silently. A throttled
+  channel (``subscribe(..., throttle_ms=)``) skips seq numbers by design, so
+  it yields no ``Gap``; its throttle is subscribed again after a reconnect.
 * ``await feed.book(channel)`` gives a :class:`~.book.Book` the feed keeps
   in step: every message of its channel is applied before it is yielded, a
   gap or a checksum mismatch subscribes to the channel again (the gateway
@@ -44,8 +46,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import msgspec
 
-from ..channels import parse_channel
+from ..channels import Delivery, parse_channel
 from ..marketdata import SymbolInfo
+from ..messages import SubscribeOptions
+from ..protocol import THROTTLE_MAX_MS, THROTTLE_MIN_MS, THROTTLE_STEP_MS
 from .backoff import Action, backoff, policy
 from .book import RESYNC, Book
 from .errors import ClientError, ConnectionClosed, SubscriptionError, _EarlyClose
@@ -152,6 +156,7 @@ class Feed:
         self._queue: asyncio.Queue[Message | ClientError | None] = asyncio.Queue(max_queue)
         self._channels: dict[str, None] = {}  # remembered subscriptions, in order
         self._last_seq: dict[str, int] = {}
+        self._throttles: dict[str, int] = {}  # channel -> throttle in force (ms), throttled ones only
         self._books: dict[str, Book] = {}  # the books kept in step (Feed.book)
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count(1)
@@ -220,7 +225,7 @@ class Feed:
 
     # -- requests ----------------------------------------------------------------
 
-    async def subscribe(self, *channels: str) -> list[str]:
+    async def subscribe(self, *channels: str, throttle_ms: int | None = None) -> list[str]:
         """Subscribe to ``channels`` and remember them for reconnects.
 
         Names are checked and normalized here first (``price:btcusdt`` is
@@ -228,25 +233,41 @@ class Feed:
         remembered; they are subscribed on the next connection, and a refusal
         then arrives in the stream as an :class:`~.messages.Error`.
 
+        Args:
+            throttle_ms: at most one message per this many ms on each channel,
+                always the newest (docs/protocol.md, "Throttle per subscription"):
+                0 removes a throttle; 100 to 60,000, rounded up to a multiple of
+                50 by the gateway (:meth:`options` then says the value in force).
+                Without it, a channel keeps the throttle it has. Latest-value and
+                book channels only.
+
         Returns:
             the canonical channel names.
 
         Raises:
             ProtocolError: a malformed channel name (nothing is sent).
+            ValueError: a throttle out of range, or on an every-message channel
+                (trades, signals, private), which takes none (nothing is sent).
             SubscriptionError: the gateway refused some channels (unknown
                 symbol, private channel without token, limit); the others
                 are subscribed.
             TimeoutError: no reply within ``request_timeout``.
         """
         names = self._names(channels)
+        body: dict[str, Any] = {"type": "subscribe", "channels": names}
+        if throttle_ms is not None:
+            body["options"] = {"throttleMs": _checked_throttle(names, throttle_ms)}
         for name in names:
             self._channels[name] = None
-        answers = await self._request({"type": "subscribe", "channels": names}, len(names))
+            if throttle_ms is not None:
+                self._note_throttle(name, -(-throttle_ms // THROTTLE_STEP_MS) * THROTTLE_STEP_MS)
+        answers = await self._request(body, len(names))
         errors = [a for a in answers if isinstance(a, Error)]
         for error in errors:
             refused = [error.channel] if error.channel is not None else names
             for name in refused:
                 self._channels.pop(name, None)
+                self._throttles.pop(name, None)
         if errors:
             raise SubscriptionError(errors)
         return names
@@ -280,9 +301,20 @@ class Feed:
         for name in names:
             self._channels.pop(name, None)
             self._last_seq.pop(name, None)
+            self._throttles.pop(name, None)
             self._books.pop(name, None)
         await self._request({"type": "unsubscribe", "channels": names}, len(names))
         return names
+
+    def options(self, channel: str) -> SubscribeOptions:
+        """The options in force on ``channel``, as the gateway's last ack stated them."""
+        return SubscribeOptions(self._throttles.get(parse_channel(channel).name, 0))
+
+    def _note_throttle(self, channel: str, ms: int) -> None:
+        if ms:
+            self._throttles[channel] = ms
+        else:
+            self._throttles.pop(channel, None)
 
     async def ping(self) -> float:
         """An application-level round trip; returns it in seconds.
@@ -523,15 +555,27 @@ class Feed:
         return ws.close_code, reason
 
     async def _resubscribe(self, names: list[str] | None = None) -> None:
-        """Subscribe to ``names`` (every remembered channel) without waiting; errors are yielded."""
-        names = list(self._channels) if names is None else names
+        """Subscribe to ``names`` (every remembered channel) without waiting; errors are yielded.
+
+        One message per throttle in force: options apply to a whole message.
+        """
+        groups: dict[int, list[str]] = {}
+        for name in list(self._channels) if names is None else names:
+            groups.setdefault(self._throttles.get(name, 0), []).append(name)
+        for ms, group in groups.items():
+            body: dict[str, Any] = {"type": "subscribe", "channels": group}
+            if ms:
+                body["options"] = {"throttleMs": ms}
+            await self._send_resubscribe(body, len(group))
+
+    async def _send_resubscribe(self, body: dict[str, Any], replies: int) -> None:
         ref = next(self._ids)
         future: asyncio.Future[list[_Reply]] = asyncio.get_running_loop().create_future()
-        self._requests[ref] = _Request(len(names), future, emit=True)
+        self._requests[ref] = _Request(replies, future, emit=True)
         future.add_done_callback(lambda _: self._requests.pop(ref, None))
         assert self._ws is not None
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            await self._ws.send_str(json.dumps({"type": "subscribe", "channels": names, "id": ref}))
+            await self._ws.send_str(json.dumps({**body, "id": ref}))
 
     async def _dispatch(self, frame: str) -> None:
         try:
@@ -539,6 +583,8 @@ class Feed:
         except msgspec.DecodeError as exc:
             logger.warning("undecodable frame from %s: %s", self.url, exc)
             return
+        if isinstance(msg, Subscribed) and msg.options is not None:
+            self._note_throttle(msg.channel, msg.options.throttleMs)  # the value in force
         if isinstance(msg, _REPLIES) and isinstance(msg.id, int) and msg.id in self._requests:
             request = self._requests[msg.id]
             if request.add(msg):
@@ -561,6 +607,24 @@ class Feed:
         channel = msg.channel
         last = self._last_seq.get(channel)
         self._last_seq[channel] = msg.seq
-        if last is not None and not msg.snapshot and msg.seq > last + 1 and channel in self._channels:
+        if (
+            last is not None
+            and not msg.snapshot
+            and msg.seq > last + 1
+            and channel in self._channels
+            and channel not in self._throttles  # a throttle skips seq numbers by design
+        ):
             self.gaps += 1
             await self._emit(Gap(channel, last, msg.seq))
+
+
+def _checked_throttle(names: list[str], ms: int) -> int:
+    """``ms`` if the gateway would take it on every one of ``names``; the gateway rounds it."""
+    if isinstance(ms, bool) or not isinstance(ms, int):
+        raise TypeError(f"throttle_ms must be an int, got {type(ms).__name__}")
+    if ms and not THROTTLE_MIN_MS <= ms <= THROTTLE_MAX_MS:
+        raise ValueError(f"throttle_ms must be 0 or {THROTTLE_MIN_MS} to {THROTTLE_MAX_MS}, got {ms}")
+    every = [name for name in names if parse_channel(name).delivery is Delivery.EVERY]
+    if ms and every:
+        raise ValueError(f"every message matters on {', '.join(every)}: it takes no throttle")
+    return ms

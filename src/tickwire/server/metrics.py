@@ -235,6 +235,14 @@ class _GatewayCollector(Collector):
             "Latest-value messages replaced before a slow client read them.",
             s.conflated,
         )
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_throttled_messages",
+                "Frames of throttled subscriptions superseded before their due time, by channel kind.",
+                labels=["kind"],
+            ),
+            ((kind, s.throttled.get(kind, 0)) for kind in _KINDS),
+        )
         yield _counter(
             "tickwire_dropped_messages", "Frames discarded unsent because their client was closed.", s.dropped
         )
