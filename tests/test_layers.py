@@ -32,6 +32,8 @@ CORE = (
     "tickwire.ratelimit",
     "tickwire.health",
     "tickwire.outbox",
+    "tickwire.history",
+    "tickwire.resume",
     "tickwire.sources.market",
     "tickwire.sources.binance.parse",
 )

@@ -42,17 +42,18 @@ from .protocol import (
     ClientMessage,
     List,
     Ping,
+    Position,
     Subscribe,
     Unsubscribe,
     encode_authenticated,
     encode_error,
     encode_pong,
-    encode_subscribed,
     encode_subscriptions,
     encode_unsubscribed,
     parse_client,
 )
 from .ratelimit import TokenBucket
+from .resume import position_of
 
 
 __all__ = ["Identity", "Limits", "Session", "Transport"]
@@ -387,16 +388,20 @@ class Session:
                 f"at most {limit} channels per client; this message names {len(msg.channels)}",
                 ref=msg.id,
             )
+        budget = self._limits.max_queue // 2  # replays of one request: never a cause of 4008
         for name in msg.channels:
             if self.closed:
                 return
             try:
-                await self._subscribe_one(name, msg.id)
+                budget -= await self._subscribe_one(name, msg.id, msg.since, budget)
             except ProtocolError as exc:
                 exc.ref = msg.id
                 self._error(exc)
 
-    async def _subscribe_one(self, name: str, ref: str | int | None) -> None:
+    async def _subscribe_one(
+        self, name: str, ref: str | int | None, since: dict[str, Position] | None, budget: int
+    ) -> int:
+        """Subscribe one channel (resuming it when ``since`` names it); returns the frames replayed."""
         channel = parse_channel(name)
         self._authorize(channel)
         if channel.name not in self.subscriptions:
@@ -408,15 +413,17 @@ class Session:
                 )
             if channel.is_market:
                 await self._validate(channel)
-        greeting = await self._hub.subscribe(self, channel.name)
+        position = position_of(since, name, channel.name)
+        greeting = await self._hub.subscribe(self, channel.name, position, replay_cap=budget)
         if self.closed:
             self._hub.unsubscribe(self, channel.name)
-            return
+            return 0
         self.subscriptions[channel.name] = channel
-        # ack and snapshot are queued before the next await: nothing slips between
-        self.send(encode_subscribed(channel.name, self._clock_ms(), ref))
+        # ack and snapshot (or replay) are queued before the next await: nothing slips between
+        self.send(greeting.ack(channel.name, self._clock_ms(), ref))
         for frame in greeting:
             self.push_final(channel.name, frame)
+        return greeting.replayed
 
     def _authorize(self, channel: Channel) -> None:
         if not channel.is_private:
