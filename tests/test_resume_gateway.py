@@ -128,8 +128,8 @@ async def test_resume_counts_show_in_metrics_and_a_restart_changes_the_epoch() -
             assert ack["epoch"] != epoch and ack["seq"] == 0
             assert (ack["recovered"], ack["reason"], "replayed" in ack) == (False, "epoch_changed", False)
             tape.trade()
-            first = await client.recv_until(lambda m: m["type"] == "trade")
-            assert first["seq"] == 1 and not first.get("snapshot")
+            trade = await client.recv_until(lambda m: m["type"] == "trade")
+            assert trade["seq"] == 1 and not trade.get("snapshot")
 
 
 async def test_history_expired_too_many_ahead_and_not_recoverable() -> None:
