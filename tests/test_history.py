@@ -172,3 +172,23 @@ def test_memory_sizes_take_units() -> None:
     for bad in ("", "12 parsecs", "MiB", "1k"):
         with pytest.raises(ValueError, match=r"^must"):
             parse_bytes(bad)
+
+
+def test_the_settings_check_history_at_start_with_one_line() -> None:
+    from tickwire.config import settings_from
+    from tickwire.errors import ConfigError
+
+    settings = settings_from(
+        None, {"TICKWIRE_HISTORY": "private=5, trades=9", "TICKWIRE_HISTORY_MEMORY": "64MiB"}
+    )
+    assert settings.history == "orders=5,portfolio=5,account=5,trades=9"  # travels to --workers as is
+    assert parse_sizes(settings.history) == (("orders", 5), ("portfolio", 5), ("account", 5), ("trades", 9))
+    assert settings.history_memory == 64 * 1024**2 and settings.resume_window == 120.0
+    for env, says in (
+        ({"TICKWIRE_HISTORY": "depth=5"}, "TICKWIRE_HISTORY='depth=5': must name kinds that keep history"),
+        ({"TICKWIRE_HISTORY_MEMORY": "lots"}, "TICKWIRE_HISTORY_MEMORY='lots': must be a size"),
+        ({"TICKWIRE_RESUME_WINDOW": "-1"}, "TICKWIRE_RESUME_WINDOW='-1': must be a number, 0 or more"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            settings_from(None, env)
+        assert str(info.value).startswith(says) and "\n" not in str(info.value)

@@ -136,7 +136,7 @@ async def test_history_expired_too_many_ahead_and_not_recoverable() -> None:
     tape = Tape(FakeSource())
     other = Tape(tape.source, "ETHUSDT")
     eth = "trades:ETHUSDT"
-    async with running_gateway(source=tape.source, history=(("trades", 30),), max_queue=40) as gw:
+    async with running_gateway(source=tape.source, history="trades=30", max_queue=40) as gw:
         async with Client.connect(gw.ws_url) as first:
             acks = await first.subscribe(TRADES, eth)
             epoch = acks[0]["epoch"]
@@ -165,7 +165,7 @@ async def test_history_expired_too_many_ahead_and_not_recoverable() -> None:
             async with Client.connect(gw.ws_url) as c:
                 [ack] = await c.subscribe(TRADES, since={TRADES: {"epoch": epoch, "seq": 61}})
                 assert (ack["recovered"], ack["reason"]) == (False, "ahead")
-    async with running_gateway(source=FakeSource(), history=(("trades", 0),)) as gw:
+    async with running_gateway(source=FakeSource(), history="trades=0") as gw:
         async with Client.connect(gw.ws_url) as c:
             [ack] = await c.subscribe(TRADES)
             assert ack["recoverable"] is False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .history import DEFAULT_MEMORY, parse_bytes, parse_sizes
+from .history import DEFAULT_MEMORY, normal_sizes, parse_bytes
 from .sources import SOURCE_NAMES
 
 
@@ -40,7 +40,7 @@ class Settings:
     max_queue: int = 1024
     write_delay_ms: float = 0.0
     # resume (docs/resume.md): sizes per kind over the defaults of history.DEFAULT_SIZES
-    history: tuple[tuple[str, int], ...] = ()
+    history: str = ""  # KIND=N,... (history.parse_sizes reads it)
     history_memory: int = DEFAULT_MEMORY
     resume_window: float = 120.0
     shutdown_timeout: float = 5.0
@@ -205,7 +205,7 @@ OPTIONS: tuple[Option, ...] = (
         "history",
         "messages kept per channel for resumes, KIND=N,... over trades=2000,klines=300,"
         "signals=1000,private=1000 (0: none)",
-        parse_sizes,
+        normal_sizes,
     ),
     Option("history_memory", "bytes all history may hold, oldest first out (units: MiB, GiB)", parse_bytes),
     Option(

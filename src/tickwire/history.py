@@ -40,6 +40,7 @@ __all__ = [
     "HISTORY_KINDS",
     "History",
     "Ring",
+    "normal_sizes",
     "parse_bytes",
     "parse_sizes",
     "recovers_by_snapshot",
@@ -274,6 +275,12 @@ def parse_sizes(raw: str) -> tuple[tuple[str, int], ...]:
         for name in _PRIVATE if kind == "private" else (kind,):
             sizes[name] = int(count)
     return tuple(sizes.items())
+
+
+def normal_sizes(raw: str) -> str:
+    """``--history`` checked and spelled out (``private=5`` is ``orders=5,portfolio=5,account=5``):
+    a plain string, so the setting travels through the environment to ``--workers`` children."""
+    return ",".join(f"{kind}={n}" for kind, n in parse_sizes(raw))
 
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}

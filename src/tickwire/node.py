@@ -21,7 +21,7 @@ import msgspec
 from .bus import Bus, make_bus
 from .clock import wall_ms
 from .config import Settings
-from .history import DEFAULT_SIZES, History
+from .history import DEFAULT_SIZES, History, parse_sizes
 from .hub import Hub
 from .ingest import Ingest
 from .sources import Source, SourceHealth, make_source, source_class
@@ -55,7 +55,7 @@ class Node:
         self.settings = settings
         self.stats = Stats(clock_ms=clock_ms)
         self.bus: Bus = bus if bus is not None else make_bus(settings)
-        sizes = {**DEFAULT_SIZES, **dict(settings.history)}
+        sizes = {**DEFAULT_SIZES, **dict(parse_sizes(settings.history))}
         self.hub = Hub(
             self.bus,
             on_deliver=self.stats.on_deliver,
