@@ -56,6 +56,7 @@ SAMPLES = {
     "api_keys_file": "keys.txt",
     "allowed_origins": "https://app.example.test",
     "trusted_proxies": "10.0.0.0/8",
+    "history": "trades=5000,private=10",
 }
 # Cross-field rules (--role, --workers and --protect-stats need these) hold in every case.
 BASE_ENV = {"TICKWIRE_REDIS_URL": "redis://127.0.0.1:6379/0", "TICKWIRE_API_KEYS": "base-key-0123456789"}

@@ -14,7 +14,7 @@ async def test_connect_subscribe_disconnect_cycles_leave_no_entries() -> None:
         "price:BTCUSDT", "ticker:ETHUSDT", "klines:SOLUSDT:1m", "klines:SOLUSDT:1s", "trades:BTCUSDT",
         "depth:XRPUSDT", "price:DOGEUSDT", "signals:BTCUSDT",
     ]  # fmt: skip
-    async with running_gateway(linger=0.1) as gw:
+    async with running_gateway(linger=0.1, resume_window=0.1) as gw:
         for _ in range(15):
             async with Client.connect(gw.ws_url) as a, Client.connect(gw.ws_url) as b:
                 await a.subscribe(*rng.sample(channels, 4))

@@ -35,6 +35,8 @@ CORE = (
     "tickwire.throttle",
     "tickwire.orderbook",
     "tickwire.bookview",
+    "tickwire.history",
+    "tickwire.resume",
     "tickwire.sources.market",
     "tickwire.sources.simbook",
     "tickwire.sources.binance.parse",

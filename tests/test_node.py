@@ -92,7 +92,7 @@ def test_the_settings_name_the_source(changes: dict[str, str], cls: type) -> Non
 
 
 async def test_demand_flows_back_and_data_forward() -> None:
-    node = Node(replace(Settings(), linger=0.05, seed=3))
+    node = Node(replace(Settings(), linger=0.05, resume_window=0.05, seed=3))
     sub = Subscriber()
     await node.start()
     try:
@@ -102,7 +102,9 @@ async def test_demand_flows_back_and_data_forward() -> None:
         assert {channel for channel, _ in sub.frames} == {"trades:BTCUSDT"}
         assert node.stats.messages_out >= 3  # the hub reports deliveries to the node's stats
         node.hub.unsubscribe(sub, "trades:BTCUSDT")
-        await eventually(lambda: node.ingest.open_channels == [], what="the linger from the settings")
+        assert node.hub.idle_channels() == ["trades:BTCUSDT"]  # kept for resumes, then let go
+        await eventually(lambda: node.ingest.open_channels == [], what="the resume window and the linger")
+        assert node.hub.idle_channels() == []
     finally:
         await node.stop()
 

@@ -88,7 +88,8 @@ class Rig:
 
 
 def brief(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(m["type"], m.get("channel"), m.get("id", m.get("seq"))) for m in messages]
+    """(type, channel, id or a data frame's seq): an ack's seq is its channel's position."""
+    return [(m["type"], m.get("channel"), m.get("id", m["seq"] if "data" in m else None)) for m in messages]
 
 
 async def test_acks_answer_in_request_order() -> None:

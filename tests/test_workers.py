@@ -19,6 +19,7 @@ PER_CHILD = {"role", "workers", "port", "host", "reuse_port"}
 UNUSUAL = Settings(
     host="0.0.0.0", port=4321, source="replay", seed=7, linger=0.5, ping_interval=12.5,
     max_subscriptions=9, rate=3.5, burst=4.0, max_message_size=2048, max_queue=17, write_delay_ms=2.5,
+    history="trades=5,orders=7,portfolio=7,account=7", history_memory=2 * 1024**2, resume_window=3.5,
     shutdown_timeout=1.25, log_level="debug", log_format="json", log_rate=0.0,
     binance_ws_url="ws://127.0.0.1:9", binance_rest_url="http://127.0.0.1:9", binance_rotate_after=600.5,
     stall_ticker=1.5, stall_kline=2.5, stall_depth=0.75, stall_trades_min=3.0,

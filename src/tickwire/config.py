@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .history import DEFAULT_MEMORY, normal_sizes, parse_bytes
 from .sources import SOURCE_NAMES
 
 
@@ -38,6 +39,10 @@ class Settings:
     max_message_size: int = 65536
     max_queue: int = 1024
     write_delay_ms: float = 0.0
+    # resume (docs/resume.md): sizes per kind over the defaults of history.DEFAULT_SIZES
+    history: str = ""  # KIND=N,... (history.parse_sizes reads it)
+    history_memory: int = DEFAULT_MEMORY
+    resume_window: float = 120.0
     shutdown_timeout: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
@@ -195,6 +200,16 @@ OPTIONS: tuple[Option, ...] = (
         "write_delay_ms",
         "ms a client's frames may be held to be written together (0: next loop iteration)",
         _non_negative,
+    ),
+    Option(
+        "history",
+        "messages kept per channel for resumes, KIND=N,... over trades=2000,klines=300,"
+        "signals=1000,private=1000 (0: none)",
+        normal_sizes,
+    ),
+    Option("history_memory", "bytes all history may hold, oldest first out (units: MiB, GiB)", parse_bytes),
+    Option(
+        "resume_window", "seconds a channel keeps its history after its last subscriber left", _non_negative
     ),
     Option("shutdown_timeout", "seconds to wait for clients to close on shutdown", _non_negative),
     Option("log_level", "logging level", choices=("debug", "info", "warning", "error")),

@@ -22,6 +22,12 @@ Theory of operation:
   docs/book-delivery.md), and its greeting is the view's snapshot, taken with
   :meth:`Hub.send_snapshot` so that it too goes through the state class.
   Other channels have no view and pay one ``is None`` test per publication.
+* Channels of kinds that keep history also have a ring (:mod:`.history`):
+  one append per publication, and a ``subscribe`` with ``since`` is answered
+  from it (:mod:`.resume`) in the same loop iteration that registers the
+  subscriber, so no message slips between the replay and the live stream.
+  Such a channel stays (still wanted on the bus, its ring filling) for
+  ``resume_window`` seconds after its last subscriber left.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from typing import Protocol
 from .bookview import BookView, Outcome
 from .bus.base import Bus
 from .frames import text_frame
-from .protocol import as_snapshot, encode_status
+from .history import History, Ring, recovers_by_snapshot
+from .protocol import Position, as_snapshot, encode_status
 from .publications import ChannelStatus, Publication
+from .resume import Greeting, decide
 
 
 __all__ = ["Hub", "Subscriber"]
@@ -55,9 +63,9 @@ class Subscriber(Protocol):
 
 
 class _Channel:
-    __slots__ = ("dirty", "last", "name", "pending", "status", "subscribers", "view")
+    __slots__ = ("dirty", "epoch", "last", "name", "pending", "ring", "status", "subscribers", "view")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, ring: Ring | None) -> None:
         self.name = name
         self.subscribers: dict[Subscriber, None] = {}  # ordered set
         self.pending = 0  # subscribes awaiting the bus's last value
@@ -65,6 +73,8 @@ class _Channel:
         self.status: ChannelStatus | None = None
         self.dirty = False  # ``last`` is a latest value not yet fanned out
         self.view = BookView(name) if name.startswith("book:") else None
+        self.epoch: str | None = None  # from the bus, once
+        self.ring = ring  # recent history, for resumes (None: this kind keeps none)
 
 
 class Hub:
@@ -76,6 +86,9 @@ class Hub:
             count) so stats and latency metrics cost one call, not one per client.
         on_conflated: called with the subscriber count when a latest value is
             superseded in the hub before it was fanned out.
+        history: the rings of channels that keep history (default: none).
+        resume_window: seconds a channel with a ring stays after its last subscriber left.
+        on_resume: called once per ``since`` answered, with ``recovered`` or the reason.
     """
 
     def __init__(
@@ -85,6 +98,9 @@ class Hub:
         on_deliver: Callable[[Publication, int], None] | None = None,
         on_conflated: Callable[[int], None] | None = None,
         clock_ms: Callable[[], int],
+        history: History | None = None,
+        resume_window: float = 0.0,
+        on_resume: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._channels: dict[str, _Channel] = {}
@@ -93,40 +109,84 @@ class Hub:
         self._clock_ms = clock_ms
         self._dirty: list[_Channel] = []
         self._flush_handle: asyncio.Handle | None = None
+        self.history = history if history is not None else History.none()
+        self._resume_window = resume_window
+        self._on_resume = on_resume
+        self._idle: dict[str, asyncio.TimerHandle] = {}  # channels kept for resumes, unsubscribed
         bus.attach_hub(self)
 
     # -- demand --------------------------------------------------------------
 
-    async def subscribe(self, sub: Subscriber, channel: str) -> list[bytes]:
-        """Add ``sub`` to ``channel``; returns the frames to send right after the ack.
+    async def subscribe(
+        self, sub: Subscriber, channel: str, since: Position | None = None, *, replay_cap: int | None = None
+    ) -> Greeting:
+        """Add ``sub`` to ``channel``; returns the frames to send right after the ack, and the
+        channel's position for the ack (:class:`~.resume.Greeting`).
 
-        Those are a snapshot (when a live value is held) or a ``stale``
-        status. The caller queues its ack and these frames before its next
-        await, so no publication can slip between them. For a book channel
-        the snapshot is not among them: the caller then calls
-        :meth:`send_snapshot`, in the same turn.
+        Those frames are a snapshot (when a live value is held) or a ``stale``
+        status; after a ``since``, the missed messages instead when they can
+        be recovered (``replay_cap``: most frames, default the history's
+        cap). Every await is over before the frames are chosen and ``sub`` is
+        registered, and the caller queues its ack and these frames before its
+        next await, so no publication can slip between them or come twice.
+        For a book channel the snapshot is not among them: the caller then
+        calls :meth:`send_snapshot`, in the same turn.
         """
         state = self._channels.get(channel)
         if state is None:
-            state = self._channels[channel] = _Channel(channel)
+            state = self._channels[channel] = _Channel(channel, self.history.ring(channel))
             self._bus.want(channel)
+        elif self._idle:
+            self._wake(state)
         view = state.view
-        if (state.last is None and state.status is None) or (view is not None and not view.ready):
-            state.pending += 1
-            try:
-                last, status = await self._bus.last(channel)
-            finally:
-                state.pending -= 1
-            if last is not None and view is not None:
-                self._offer(state, view, last)  # the view orders and dedupes a book's messages
-            elif last is not None and (state.last is None or last.seq > state.last.seq):
-                state.last = last
-            if status is not None and state.status is None:
-                state.status = status
+        if (
+            state.epoch is None
+            or (state.last is None and state.status is None)
+            or (view is not None and not view.ready)
+        ):
+            await self._load(state)
         if state.dirty:
             self._flush_channel(state)  # the others first, so the newcomer's snapshot is not repeated
         state.subscribers[sub] = None
-        return self._greeting(state)
+        return self._greet(state, since, replay_cap)
+
+    async def _load(self, state: _Channel) -> None:
+        """Read the channel's epoch (once) and its last value and status from the bus."""
+        state.pending += 1
+        try:
+            if state.epoch is None:
+                epoch = await self._bus.epoch(state.name)
+                state.epoch = state.epoch or epoch
+            view = state.view
+            if (state.last is None and state.status is None) or (view is not None and not view.ready):
+                last, status = await self._bus.last(state.name)
+                if last is not None and view is not None:
+                    self._offer(state, view, last)  # the view orders and dedupes a book's messages
+                elif last is not None and (state.last is None or last.seq > state.last.seq):
+                    state.last = last
+                if status is not None and state.status is None:
+                    state.status = status
+        finally:
+            state.pending -= 1
+        if state.ring is not None:
+            state.ring.start(state.last.seq if state.last is not None else 0)
+
+    def _greet(self, state: _Channel, since: Position | None, replay_cap: int | None) -> Greeting:
+        assert state.epoch is not None  # _load ran
+        top = state.last.seq if state.last is not None else 0
+        by_snapshot = recovers_by_snapshot(state.name)
+        recoverable = by_snapshot or state.ring is not None
+        if since is None:
+            return Greeting(self._greeting(state), epoch=state.epoch, seq=top, recoverable=recoverable)
+        cap = self.history.replay_cap if replay_cap is None else min(replay_cap, self.history.replay_cap)
+        outcome = decide(
+            since, epoch=state.epoch, top=top, ring=state.ring, by_snapshot=by_snapshot, cap=cap,
+            now_ms=self._clock_ms(),
+        )  # fmt: skip
+        if self._on_resume is not None:
+            self._on_resume(outcome.result)
+        frames = self._greeting(state) if outcome.snapshot else [text_frame(p) for p in outcome.replay]
+        return Greeting(frames, epoch=state.epoch, seq=top, recoverable=recoverable, outcome=outcome)
 
     def _greeting(self, state: _Channel) -> list[bytes]:
         if state.status is not None and not state.status.live:
@@ -173,8 +233,37 @@ class Hub:
 
     def _maybe_drop(self, state: _Channel) -> None:
         if not state.subscribers and not state.pending:
-            del self._channels[state.name]
-            self._bus.unwant(state.name)
+            if state.ring is not None and self._resume_window > 0:
+                if state.name in self._idle:
+                    return
+                # kept for resumes: still wanted on the bus, so its ring misses nothing
+                loop = asyncio.get_running_loop()
+                self._idle[state.name] = loop.call_later(self._resume_window, self._expire, state)
+                return
+            self._drop(state)
+
+    def _drop(self, state: _Channel) -> None:
+        del self._channels[state.name]
+        if state.ring is not None:
+            self.history.release(state.ring)
+        self._bus.unwant(state.name)  # on one node this ends the epoch: the ring is gone
+
+    def _wake(self, state: _Channel) -> None:
+        timer = self._idle.pop(state.name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, state: _Channel) -> None:
+        """The resume window of an unsubscribed channel is over."""
+        self._idle.pop(state.name, None)
+        if self._channels.get(state.name) is state and not state.subscribers and not state.pending:
+            self._drop(state)
+
+    def close(self) -> None:
+        """Stop the resume-window timers (node shutdown)."""
+        for timer in self._idle.values():
+            timer.cancel()
+        self._idle.clear()
 
     # -- data ----------------------------------------------------------------
 
@@ -196,6 +285,9 @@ class Hub:
             if self._on_conflated is not None and state.subscribers:
                 self._on_conflated(len(state.subscribers))
         state.last = pub
+        ring = state.ring
+        if ring is not None:  # one append per publication, whatever the subscriber count
+            self.history.append(ring, pub.seq, pub.payload, self._clock_ms())
         if pub.final:
             self._fan_out(state, pub)
             return
@@ -268,7 +360,10 @@ class Hub:
             return
         if previous is None and status.live:
             return  # nothing was announced stale, so nothing to take back
-        frame = text_frame(encode_status(status.channel, status.live, status.time, status.reason, status.gap))
+        payload = encode_status(status.channel, status.live, status.time, status.reason, status.gap)
+        if state.ring is not None:
+            self.history.append_status(state.ring, payload, self._clock_ms())
+        frame = text_frame(payload)
         for sub in state.subscribers:
             sub.push_final(status.channel, frame)
 
@@ -290,10 +385,15 @@ class Hub:
 
     @property
     def channel_count(self) -> int:
-        return len(self._channels)
+        """Channels with local subscribers (or a subscribe in flight)."""
+        return len(self._channels) - len(self._idle)
 
     def channels(self) -> list[str]:
-        return sorted(self._channels)
+        return sorted(name for name in self._channels if name not in self._idle)
+
+    def idle_channels(self) -> list[str]:
+        """Channels without subscribers kept for resumes (their resume window is running)."""
+        return sorted(self._idle)
 
     def subscriber_count(self, channel: str) -> int:
         state = self._channels.get(channel)
@@ -309,5 +409,7 @@ class Hub:
 
     def stale_channels(self) -> list[str]:
         return sorted(
-            name for name, s in self._channels.items() if s.status is not None and not s.status.live
+            name
+            for name, s in self._channels.items()
+            if s.status is not None and not s.status.live and name not in self._idle
         )

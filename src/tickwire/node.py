@@ -21,6 +21,7 @@ import msgspec
 from .bus import Bus, make_bus
 from .clock import wall_ms
 from .config import Settings
+from .history import DEFAULT_SIZES, History, parse_sizes
 from .hub import Hub
 from .ingest import Ingest
 from .sources import Source, SourceHealth, make_source, source_class
@@ -54,11 +55,15 @@ class Node:
         self.settings = settings
         self.stats = Stats(clock_ms=clock_ms)
         self.bus: Bus = bus if bus is not None else make_bus(settings)
+        sizes = {**DEFAULT_SIZES, **dict(parse_sizes(settings.history))}
         self.hub = Hub(
             self.bus,
             on_deliver=self.stats.on_deliver,
             on_conflated=self.stats.count_conflated,
             clock_ms=clock_ms,
+            history=History(sizes=sizes, max_bytes=settings.history_memory),
+            resume_window=settings.resume_window,
+            on_resume=self.stats.count_resume,
         )
         self.source: Source = source if source is not None else self._make_source()
         self.ingest = Ingest(self.source, self.bus, linger=settings.linger, clock_ms=clock_ms)
@@ -86,6 +91,7 @@ class Node:
 
     async def stop(self) -> None:
         self.ingest.close()
+        self.hub.close()
         if self._source_task is not None:
             self._source_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

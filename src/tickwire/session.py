@@ -50,17 +50,18 @@ from .protocol import (
     ClientMessage,
     List,
     Ping,
+    Position,
     Subscribe,
     Unsubscribe,
     encode_authenticated,
     encode_error,
     encode_pong,
-    encode_subscribed,
     encode_subscriptions,
     encode_unsubscribed,
     parse_client,
 )
 from .ratelimit import TokenBucket
+from .resume import position_of
 from .throttle import Throttle
 
 
@@ -415,18 +416,26 @@ class Session:
                 f"at most {limit} channels per client; this message names {len(msg.channels)}",
                 ref=msg.id,
             )
+        budget = self._limits.max_queue // 2  # replays of one request: never a cause of 4008
         for name in msg.channels:
             if self.closed:
                 return
             try:
-                await self._subscribe_one(name, msg.id, msg.options)
+                budget -= await self._subscribe_one(name, msg.id, msg.since, budget, msg.options)
             except ProtocolError as exc:
                 exc.ref = msg.id
                 self._error(exc)
 
     async def _subscribe_one(
-        self, name: str, ref: str | int | None, options: SubscribeOptions | None = None
-    ) -> None:
+        self,
+        name: str,
+        ref: str | int | None,
+        since: dict[str, Position] | None,
+        budget: int,
+        options: SubscribeOptions | None = None,
+    ) -> int:
+        """Subscribe one channel (resuming it when ``since`` names it, throttled as ``options``
+        say); returns the frames replayed."""
         channel = parse_channel(name)
         self._authorize(channel)
         if channel.name not in self.subscriptions:
@@ -440,19 +449,21 @@ class Session:
                 await self._validate(channel)
         window = self._window(channel, options, ref)
         key = self._subscriber(channel.name, window)
-        greeting = await self._hub.subscribe(key, channel.name)
+        position = position_of(since, name, channel.name)
+        greeting = await self._hub.subscribe(key, channel.name, position, replay_cap=budget)
         if self.closed:
             self._hub.unsubscribe(key, channel.name)
-            return
+            return 0
         self._settle(channel, key, window, greeted=bool(greeting))
         self.subscriptions[channel.name] = channel
-        # ack and snapshot are queued before the next await: nothing slips between
+        # ack and snapshot (or replay) are queued before the next await: nothing slips between
         in_force = SubscribeOptions(window) if options is not None or window else None
-        self.send(encode_subscribed(channel.name, self._clock_ms(), ref, options=in_force))
+        self.send(greeting.ack(channel.name, self._clock_ms(), ref, options=in_force))
         for frame in greeting:
             self.push_final(channel.name, frame)
-        if channel.kind is Kind.BOOK:  # through the state class (or the throttle), even on a re-subscribe
-            self._hub.send_snapshot(key, channel.name)
+        if channel.kind is Kind.BOOK and (greeting.outcome is None or greeting.outcome.snapshot):
+            self._hub.send_snapshot(key, channel.name)  # through the state class (or the throttle)
+        return greeting.replayed
 
     # -- throttle per subscription (docs/protocol.md; tickwire.throttle) -------------
 

@@ -11,7 +11,7 @@ Methods other modules call (each is one or two integer additions):
 * sessions (``session.SessionStats``): :meth:`count_in`, :meth:`count_error`,
   :meth:`count_conflated`, :meth:`count_slow`, :meth:`count_written`,
   :meth:`count_dropped`, :meth:`count_book_snapshot`, :meth:`count_throttled`;
-* the hub: :meth:`on_deliver`;
+* the hub: :meth:`on_deliver`, :meth:`count_resume`;
 * the server and the abuse limits: :meth:`count_rejected`;
 * the publish API: :meth:`count_publish`.
 """
@@ -61,6 +61,7 @@ class Stats:
         self.publish_requests: Counter[int] = Counter()  # by HTTP status
         self.publish_messages = 0  # channel messages accepted by the publish API
         self.writes = 0  # socket writes of client frames (one per client per flush)
+        self.resumes: Counter[str] = Counter()  # ``since`` answered: "recovered" or the reason
         buckets = len(LATENCY_BUCKETS_MS) + 1
         self.latency_buckets: dict[str, list[int]] = {k.value: [0] * buckets for k in Kind}
         self.latency_sum_ms: Counter[str] = Counter()
@@ -121,6 +122,10 @@ class Stats:
                 return  # not a channel kind: keep the label set bounded
             counts[bisect_left(LATENCY_BUCKETS_MS, latency)] += 1
             self.latency_sum_ms[kind] += latency
+
+    def count_resume(self, result: str) -> None:
+        """One channel of a ``subscribe`` with ``since``: ``recovered`` or the reason it was not."""
+        self.resumes[result] += 1
 
     # -- server, limits, publish API -----------------------------------------------
 

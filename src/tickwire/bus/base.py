@@ -89,6 +89,14 @@ class Bus(Protocol):
     async def last(self, channel: str) -> tuple[Publication | None, ChannelStatus | None]:
         """The newest publication and status of ``channel`` cluster-wide, for snapshots."""
 
+    async def epoch(self, channel: str) -> str:
+        """The epoch of ``channel``: the name of its unbroken history of ``seq`` (docs/resume.md).
+
+        It changes whenever that history is lost: a restart of a single node,
+        a channel reopened after a full release (``unwant`` by the hub, which
+        drops its ring, or ``forget`` by the ingest).
+        """
+
     # ingest side
     def publish(self, pub: Publication) -> None: ...
 

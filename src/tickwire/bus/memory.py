@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..publications import ChannelStatus, Publication
 from .base import BusHealth, BusListener, DemandListener
+from .epochs import LocalEpochs
 
 
 __all__ = ["MemoryBus"]
@@ -16,12 +17,13 @@ class MemoryBus:
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, epoch_token: str | None = None) -> None:
         self._hub: BusListener | None = None
         self._ingest: DemandListener | None = None
         self._last: dict[str, Publication] = {}
         self._status: dict[str, ChannelStatus] = {}
         self._seq: dict[str, int] = {}  # publish-API channels
+        self._epochs = LocalEpochs(epoch_token)  # a restart always changes them
 
     async def start(self) -> None:
         return None
@@ -41,11 +43,15 @@ class MemoryBus:
             self._ingest.on_demand(channel, True)
 
     def unwant(self, channel: str) -> None:
+        self._epochs.release(channel)  # the hub dropped the channel and its history
         if self._ingest is not None:
             self._ingest.on_demand(channel, False)
 
     async def last(self, channel: str) -> tuple[Publication | None, ChannelStatus | None]:
         return self._last.get(channel), self._status.get(channel)
+
+    async def epoch(self, channel: str) -> str:
+        return self._epochs.epoch(channel)
 
     def publish(self, pub: Publication) -> None:
         self._last[pub.channel] = pub
@@ -66,6 +72,7 @@ class MemoryBus:
     def forget(self, channel: str) -> None:
         self._last.pop(channel, None)
         self._status.pop(channel, None)
+        self._epochs.release(channel)
 
     @property
     def cached(self) -> int:

@@ -13,7 +13,10 @@ Theory of operation:
   every-message channels, closes with 4008; we then reconnect.
 * Subscriptions are remembered by canonical name. After every reconnect the
   feed subscribes to all of them again in one message, before it reads the
-  first data frame of the new connection.
+  first data frame of the new connection, with the position it holds in
+  each (``since``: :mod:`.positions`), so the gateway replays what was
+  missed; each channel then yields :class:`~.messages.Recovered` or
+  :class:`~.messages.NotRecovered` (docs/resume.md).
 * ``seq`` is tracked per channel. A jump forward yields a ``Gap`` before the
   message; a snapshot, or a ``seq`` that went back (a restarted gateway
   numbers from 1 again), resets the expectation silently. A throttled
@@ -66,10 +69,12 @@ from .messages import (
     Kline,
     KlineData,
     Message,
+    NotRecovered,
     Order,
     Pong,
     Portfolio,
     Price,
+    Recovered,
     Signal,
     Status,
     Subscribed,
@@ -79,6 +84,7 @@ from .messages import (
     Unsubscribed,
     decode,
 )
+from .positions import Positions
 from .requests import Reply as _Reply, Request as _Request
 
 
@@ -155,7 +161,7 @@ class Feed:
         self._rng = rng or random.Random()
         self._queue: asyncio.Queue[Message | ClientError | None] = asyncio.Queue(max_queue)
         self._channels: dict[str, None] = {}  # remembered subscriptions, in order
-        self._last_seq: dict[str, int] = {}
+        self._positions = Positions()  # (epoch, seq) per channel, sent as `since` on reconnects
         self._throttles: dict[str, int] = {}  # channel -> throttle in force (ms), throttled ones only
         self._books: dict[str, Book] = {}  # the books kept in step (Feed.book)
         self._requests: dict[int, _Request] = {}
@@ -171,6 +177,8 @@ class Feed:
         """Connections made so far (1 after ``async with``; +1 per reconnect)."""
         self.gaps = 0
         """Gap markers yielded so far."""
+        self.resumes: list[Recovered | NotRecovered] = []
+        """How each channel resumed after each reconnect, in order (also yielded as messages)."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -217,6 +225,10 @@ class Feed:
     def connected(self) -> bool:
         """True while a connection is open and greeted."""
         return self._ws is not None and not self._ws.closed
+
+    def position(self, channel: str) -> tuple[str, int] | None:
+        """``(epoch, seq)`` this feed holds in ``channel`` (what a reconnect resumes from)."""
+        return self._positions.get(parse_channel(channel).name)
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -300,7 +312,7 @@ class Feed:
         names = self._names(channels)
         for name in names:
             self._channels.pop(name, None)
-            self._last_seq.pop(name, None)
+            self._positions.forget(name)
             self._throttles.pop(name, None)
             self._books.pop(name, None)
         await self._request({"type": "unsubscribe", "channels": names}, len(names))
@@ -419,7 +431,10 @@ class Feed:
             if isinstance(item, ClientError):
                 self._closed = True
                 raise item
-            if isinstance(item, (*_DATA, Status, Gap)) and item.channel not in self._channels:
+            if (
+                isinstance(item, (*_DATA, Status, Gap, Recovered, NotRecovered))
+                and item.channel not in self._channels
+            ):
                 continue  # queued before an unsubscribe() returned
             return item
 
@@ -575,7 +590,9 @@ class Feed:
         future.add_done_callback(lambda _: self._requests.pop(ref, None))
         assert self._ws is not None
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            await self._ws.send_str(json.dumps({**body, "id": ref}))
+            # a book asks for its snapshot again (a resync or a lost connection): no `since`
+            since = self._positions.since([name for name in body["channels"] if not name.startswith("book:")])
+            await self._ws.send_str(json.dumps({**body, "id": ref, **({"since": since} if since else {})}))
 
     async def _dispatch(self, frame: str) -> None:
         try:
@@ -585,6 +602,10 @@ class Feed:
             return
         if isinstance(msg, Subscribed) and msg.options is not None:
             self._note_throttle(msg.channel, msg.options.throttleMs)  # the value in force
+        resumed = self._positions.acked(msg) if isinstance(msg, Subscribed) else None
+        if resumed is not None:
+            self.resumes.append(resumed)
+            await self._emit(resumed)
         if isinstance(msg, _REPLIES) and isinstance(msg.id, int) and msg.id in self._requests:
             request = self._requests[msg.id]
             if request.add(msg):
@@ -605,8 +626,7 @@ class Feed:
     async def _check_seq(self, msg: Message) -> None:
         assert isinstance(msg, _DATA)
         channel = msg.channel
-        last = self._last_seq.get(channel)
-        self._last_seq[channel] = msg.seq
+        last = self._positions.seen(channel, msg.seq)
         if (
             last is not None
             and not msg.snapshot

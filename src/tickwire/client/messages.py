@@ -9,10 +9,12 @@ names are the wire's (``changePercent24h``), so docs/protocol.md reads
 one-to-one. Unknown fields are ignored and an unknown ``type`` decodes to
 :class:`Unknown`, because the protocol may grow (additions are allowed).
 
-Three messages are made by the client itself, never sent by the gateway:
+Messages made by the client itself, never sent by the gateway:
 :class:`Gap` (a ``seq`` jump on a channel), :class:`Disconnected` (the
-connection dropped; says when it retries) and the ``resumed`` flag on
-:class:`Connected` (this connection replaces an earlier one).
+connection dropped; says when it retries), the ``resumed`` flag on
+:class:`Connected` (this connection replaces an earlier one), and
+:class:`Recovered` / :class:`NotRecovered` (how a channel resumed after a
+reconnect, docs/resume.md).
 
 The ``book`` message is :class:`BookMessage` here, because ``client.Book``
 is the local order book that applies them (:mod:`.book`).
@@ -75,11 +77,13 @@ __all__ = [
     "Kline",
     "KlineData",
     "Message",
+    "NotRecovered",
     "Order",
     "Pong",
     "Portfolio",
     "Price",
     "PriceData",
+    "Recovered",
     "ServerMessage",
     "Signal",
     "Status",
@@ -135,6 +139,25 @@ class Disconnected(_Local, frozen=True, tag="disconnected"):
     attempt: int = 0
 
 
+class Recovered(_Local, frozen=True, tag="recovered"):
+    """After a reconnect, ``channel`` resumed exactly: the ``replayed`` messages it missed
+    follow (status frames included), then live data; nothing was lost."""
+
+    channel: str
+    replayed: int
+
+
+class NotRecovered(_Local, frozen=True, tag="not_recovered"):
+    """After a reconnect, ``channel`` could not resume; messages were lost, a snapshot follows.
+
+    ``reason``: ``epoch_changed`` (the gateway's history restarted),
+    ``history_expired``, ``too_many``, ``not_recoverable`` or ``ahead``.
+    """
+
+    channel: str
+    reason: str
+
+
 class Unknown(msgspec.Struct, frozen=True):
     """A message of a type this client does not know (a newer gateway)."""
 
@@ -142,7 +165,7 @@ class Unknown(msgspec.Struct, frozen=True):
     body: dict[str, Any]
 
 
-Message = ServerMessage | Gap | Disconnected | Unknown
+Message = ServerMessage | Gap | Disconnected | Recovered | NotRecovered | Unknown
 """Everything ``async for msg in feed`` can yield."""
 
 

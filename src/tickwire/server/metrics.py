@@ -44,6 +44,7 @@ from ..channels import Kind
 from ..errors import CloseCode, ErrorCode
 from ..health import SourceHealth
 from ..hub import Hub
+from ..resume import Reason
 from ..stats import LATENCY_BUCKETS_MS, Stats
 
 
@@ -121,6 +122,7 @@ class _GatewayCollector(Collector):
         yield from self._upstream_metrics()
         yield from self._bus_metrics()
         yield from self._publish()
+        yield from self._resumes()
         yield _counter(
             "tickwire_log_lines_suppressed",
             "Log lines dropped by the log rate limiter (a flood of similar lines).",
@@ -358,6 +360,20 @@ class _GatewayCollector(Collector):
         yield _counter(
             "tickwire_publish_messages", "Channel messages accepted by the publish API.", s.publish_messages
         )
+
+    def _resumes(self) -> Iterator[Metric]:
+        results = dict.fromkeys(("recovered", *(r.value for r in Reason)), 0) | dict(self._stats.resumes)
+        yield _by(
+            CounterMetricFamily(
+                "tickwire_resumes",
+                "Channels subscribed with since: recovered, or the reason they were not.",
+                labels=["result"],
+            ),
+            sorted(results.items()),
+        )
+        history = self._hub.history
+        yield GaugeMetricFamily("tickwire_history_bytes", "Bytes history rings hold.", history.held_bytes)
+        yield GaugeMetricFamily("tickwire_history_entries", "Frames in history rings.", history.held_entries)
 
 
 _RESYNC_REASONS = ("gap", "crossed", "bridge", "disconnect")  # exported at 0 from the start

@@ -1,7 +1,8 @@
 """``tickwire probe``: subscribe for a while, print updates, then summarize.
 
 The summary has, per channel: messages and rate, snapshots, seq gaps (and
-how many messages they hid), and latency from each message's own
+how many messages they hid), resumes after reconnects (recovered, and how
+many messages they replayed; or not, and why), and latency from each message's own
 ``timestamp`` to its arrival here (the gateway's and this host's clocks
 must agree for it to mean anything; on one host they do). Exit status 1
 when a channel delivered nothing, so the probe works as a smoke check.
@@ -48,6 +49,9 @@ class ChannelCount:
     last_seq: int | None = None
     latencies: list[int] = field(default_factory=list)
     last_price: Decimal | None = None
+    resumed: int = 0  # reconnects after which the channel was recovered
+    replayed: int = 0  # messages those resumes replayed
+    lost: list[str] = field(default_factory=list)  # reasons of resumes that were not recovered
 
     def percentile(self, q: float) -> int | None:
         if not self.latencies:
@@ -73,6 +77,12 @@ class Probe:
             count = self.channels.setdefault(msg.channel, ChannelCount())
             count.gaps += 1
             count.missed += msg.missed
+        elif isinstance(msg, client.Recovered):
+            count = self.channels.setdefault(msg.channel, ChannelCount())
+            count.resumed += 1
+            count.replayed += msg.replayed
+        elif isinstance(msg, client.NotRecovered):
+            self.channels.setdefault(msg.channel, ChannelCount()).lost.append(msg.reason)
         elif isinstance(msg, client.DataMessage):
             count = self.channels.setdefault(msg.channel, ChannelCount())
             count.messages += 1
@@ -92,7 +102,8 @@ class Probe:
 
         title = f"probe summary: {seconds:.1f} s; latency in ms from each message's timestamp"
         table = Table(title=title, title_justify="left")
-        for heading in ("channel", "msgs", "msg/s", "snap", "gaps", "missed", "p50", "p95", "max"):
+        headings = ("channel", "msgs", "msg/s", "snap", "gaps", "missed", "res", "p50", "p95", "max")
+        for heading in headings:
             table.add_column(heading, justify="left" if heading == "channel" else "right", no_wrap=True)
         for name, c in self.channels.items():
             lat = [c.percentile(0.5), c.percentile(0.95), max(c.latencies) if c.latencies else None]
@@ -103,10 +114,19 @@ class Probe:
                 str(c.snapshots),
                 str(c.gaps),
                 str(c.missed),
+                f"{c.resumed}" + (f"/{c.resumed + len(c.lost)}" if c.lost else ""),
                 *("-" if v is None else str(v) for v in lat),
-                style="red" if c.messages == 0 else "yellow" if c.gaps else "",
+                style="red" if c.messages == 0 else "yellow" if c.gaps or c.lost else "",
             )
         return table
+
+    def resume_line(self) -> str:
+        """``resumes: N recovered (M replayed), K not recovered (reasons)``."""
+        counts = self.channels.values()
+        lost = [reason for c in counts for reason in c.lost]
+        recovered, replayed = sum(c.resumed for c in counts), sum(c.replayed for c in counts)
+        text = f"resumes: {recovered} recovered ({replayed} replayed)"
+        return text + f", {len(lost)} not recovered" + (f" ({', '.join(sorted(set(lost)))})" if lost else "")
 
     def all_latencies(self) -> list[int]:
         return [x for c in self.channels.values() for x in c.latencies]
@@ -165,6 +185,8 @@ async def run(
             f"max {max(every)} ms; disconnects {probe.disconnects}; gaps "
             f"{sum(c.gaps for c in probe.channels.values())}"
         )
+    if probe.disconnects:
+        console.print(probe.resume_line(), markup=False)
     if probe.silent:
         console.print(f"no message on: {' '.join(probe.silent)}", style="bold red", markup=False)
         return 1

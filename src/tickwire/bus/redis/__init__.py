@@ -51,6 +51,7 @@ from ...clock import wall_ms
 from ...health import SourceHealth
 from ...publications import ChannelStatus, Publication
 from ..base import BusHealth, BusListener, DemandListener
+from ..epochs import LocalEpochs
 from ._hub import HubSide
 from ._ingest import IngestSide
 from ._link import Link, node_id
@@ -125,6 +126,9 @@ class RedisBus:
             max_pending=max_pending,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Single-node behaviour until the cluster step (issue 14.4) keeps epochs in Redis:
+        # each gateway names its own histories, so a resume on another gateway is epoch_changed.
+        self._epochs = LocalEpochs()
 
     # -- state, read by the node, /health and the tests ----------------------------------
 
@@ -207,10 +211,15 @@ class RedisBus:
         self._hub.want(channel)
 
     def unwant(self, channel: str) -> None:
+        self._epochs.release(channel)
         self._hub.unwant(channel)
 
     async def last(self, channel: str) -> tuple[Publication | None, ChannelStatus | None]:
         return await self._hub.last(channel)
+
+    async def epoch(self, channel: str) -> str:
+        """This process's epoch of ``channel`` (single-node rule, :mod:`..epochs`)."""
+        return self._epochs.epoch(channel)
 
     # -- ingest side: data out (only while leading) ---------------------------------
 
@@ -221,6 +230,7 @@ class RedisBus:
         self._ingest.enqueue(status)
 
     def forget(self, channel: str) -> None:
+        self._epochs.release(channel)
         self._ingest.enqueue(channel)
 
     async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
