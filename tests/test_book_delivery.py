@@ -58,9 +58,15 @@ class BigBook:
 
 
 def kinds(messages: list[dict[str, Any]]) -> list[tuple[str, Any, bool]]:
+    """(type, a data frame's seq or a status, snapshot); an ack's seq (its position) is left out."""
     return [
-        (m["type"], m.get("seq", m.get("status")), bool(m.get("snapshot"))) for m in messages
-    ]  # fmt: skip
+        (
+            m["type"],
+            None if m["type"] == "subscribed" else m.get("seq", m.get("status")),
+            bool(m.get("snapshot")),
+        )
+        for m in messages
+    ]
 
 
 # -- one session, in memory ---------------------------------------------------------

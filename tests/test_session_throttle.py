@@ -113,7 +113,11 @@ class Rig:
 
 
 def brief(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(m["type"], m.get("channel"), m.get("seq", m.get("status"))) for m in messages]
+    """(type, channel, a data frame's seq or a status); an ack's seq (its position) is left out."""
+    return [
+        (m["type"], m.get("channel"), None if m["type"] == "subscribed" else m.get("seq", m.get("status")))
+        for m in messages
+    ]
 
 
 async def test_the_ack_states_the_rounded_throttle_in_force() -> None:

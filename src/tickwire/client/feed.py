@@ -600,8 +600,9 @@ class Feed:
         except msgspec.DecodeError as exc:
             logger.warning("undecodable frame from %s: %s", self.url, exc)
             return
-        if isinstance(msg, Subscribed) and msg.options is not None:
-            self._note_throttle(msg.channel, msg.options.throttleMs)  # the value in force
+        if isinstance(msg, Subscribed) and msg.options is not None and msg.channel in self._channels:
+            # the value in force (a late ack of a channel left since does not bring it back)
+            self._note_throttle(msg.channel, msg.options.throttleMs)
         resumed = self._positions.acked(msg) if isinstance(msg, Subscribed) else None
         if resumed is not None:
             self.resumes.append(resumed)
