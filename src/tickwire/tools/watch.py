@@ -8,7 +8,8 @@ candle of each klines channel with a sparkline of recent closes, the top
 of each depth channel, the ladder of each ``book:`` channel (a client
 :class:`~tickwire.client.Book` the feed keeps verified; :mod:`.ladder`),
 a trade tape, and recent events (signals, private events, status changes,
-gaps, errors). The header shows the connection, the upstream (live, stale,
+gaps, errors, and after a reconnect how each channel resumed: "resumed N"
+or "not recovered: reason"). The header shows the connection, the upstream (live, stale,
 simulated) and message counts. ``--json`` prints every message as one JSON
 line instead.
 """
@@ -143,6 +144,8 @@ class Board:
                 self._event("connection", msg)
             case client.Gap():
                 self.gaps += 1
+                self._event(msg.channel, msg)
+            case client.Recovered() | client.NotRecovered():  # after a reconnect: one line per channel
                 self._event(msg.channel, msg)
             case client.Signal() | client.Order() | client.Portfolio() | client.Account() | client.Error():
                 self._event(channel or "error", msg)

@@ -45,7 +45,7 @@ from ..base import SourceKind, SourceSink
 from .backfill import Backfill
 from .bookparse import book_stream, is_book_stream, parse_exchange_facts
 from .books import BookFeed
-from .budget import RestBudget, WeightAccount
+from .budget import Priority, RestBudget, WeightAccount
 from .connection import Connection, ConnectionConfig
 from .health import BinanceHealth, liveness
 from .history import BinanceHistory
@@ -174,7 +174,7 @@ class BinanceSource:
             self._rest, self._norm, emit=self._emit, fresh=snapshot_fresh, wait=snapshot_wait
         )
         self.backfill = Backfill(  # its REST calls all go through this one fetch
-            self._rest.get,
+            self._backfill_get,
             publish=self._emit,
             release=self._accepted,
             done=self._backfilled,
@@ -338,6 +338,7 @@ class BinanceSource:
         live, reason = self._liveness()
         counts = self._pool.counters()
         symbols = self._symbols.symbols
+        backfill = self.backfill.counters
         return BinanceHealth(
             source=self.name,
             live=live,
@@ -360,6 +361,10 @@ class BinanceSource:
             book_resyncs=self.books.resyncs(),
             rest_weight_used=self._rest.budget.account.header,
             snapshot_weight=self.books.snapshot_weight,
+            backfill_runs=backfill.runs,
+            backfill_filled=backfill.filled,
+            backfill_lost=backfill.lost,
+            backfill_duplicates=backfill.duplicates,
         )
 
     # -- market data over HTTP: all in history.py ---------------------------------------------
@@ -493,6 +498,12 @@ class BinanceSource:
         logger.info("%s flows again", stream)
         for name in sorted(self._channels.get(stream, ())):
             self._status(name, True, None, gap)
+
+    async def _backfill_get(self, path: str, query: dict[str, str]) -> tuple[bytes | None, int, float | None]:
+        """A backfill's REST GET: ranked right after a book resync, and queued in the weight
+        budget up to the backfill's ``wait_max`` (a ``Retry-After`` holds it back like every
+        caller, and it keeps its place in the queue meanwhile)."""
+        return await self._rest.get(path, query, priority=Priority.BACKFILL, max_wait=self.backfill.wait_max)
 
     def _backfilled(self, stream: str, gap: tuple[int, int] | None) -> None:
         """The backfill of ``stream`` is published: live, with what stayed lost."""
