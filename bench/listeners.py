@@ -136,6 +136,11 @@ class Client:
         self.replayed = self.gaps = self.repeats = 0
         self.t_acked = self.t_live = 0.0
 
+    def forget(self) -> None:
+        """Start the tally of a new storm (the positions stay)."""
+        self.outcomes.clear()
+        self.replayed = self.gaps = self.repeats = 0
+
     def since(self) -> dict[str, dict[str, Any]]:
         return {ch: {"epoch": e, "seq": s} for ch, (e, s) in self.positions.items() if ch in self.channels}
 
@@ -202,6 +207,7 @@ async def _resume(conns: list[Conn], swap: dict[str, str]) -> int:
 
     async def one(old: ResumeConn) -> Conn | None:
         client = old.client
+        client.forget()
         url = swap.get(client.url, client.url)
         for attempt in range(8):
             try:

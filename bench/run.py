@@ -62,7 +62,7 @@ class Scale:
     w6_deep: int = 100  # on book:BTCUSDT:1000
     w6_seconds: float = 25.0  # of the capture's 90 s
     w7_clients: int = 1000
-    w7_warm: float = 3.0
+    w7_warm: float = 4.0  # live data before the storm; its second half measures the CPU at rest
     w7_outage: float = 1.0  # seconds between the sockets closing and the reconnects
     step: float = 2.0
     warmup: float = 0.5
@@ -75,7 +75,7 @@ class Scale:
         return cls(
             quick=True, w1_clients=100, w1_rates=(50, 100, 800), w2_clients=300, w2_channels=20,
             w2_rates=(200, 800), w3_levels=(100, 300), w4_clients=100, w4_rate=200, w4_seconds=1.5,
-            w5_clients=100, w6_clients=40, w6_deep=5, w6_seconds=2.0, w7_clients=40, w7_warm=1.0,
+            w5_clients=100, w6_clients=40, w6_deep=5, w6_seconds=1.5, w7_clients=40, w7_warm=1.2,
             w7_outage=0.3, step=0.7, warmup=0.2, workers=1,
         )  # fmt: skip
 

@@ -10,7 +10,8 @@ positions (:class:`bench.listeners.Client`). After a few seconds of live data
 every socket is closed at once (the load balancer goes away), and after the
 outage every client reconnects at once, unpaced, with ``since``: to the same
 gateway (``memory``, ``redis-same``) or to the other one (``redis-other``,
-where a resume needs the cluster's history).
+where a resume needs the cluster's history). The two Redis storms run on the
+same processes, one after the other.
 
 Measured from the moment the reconnects start: when each client had all its
 channels acked again, and when it received its first live message (a seq past
@@ -60,41 +61,25 @@ def _wait_live(workers: Workers, n: int, t0: float) -> dict[str, list[float]]:
         time.sleep(0.05)
 
 
-def _storm(config: str, workers: Workers, scale: Any) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as directory, processes() as procs:
-        ingest: Node | None = None
-        if config == "memory":
-            gateways = [start_node(procs)]
-        else:
-            redis_url = start_redis(procs, directory)
-            ingest = start_node(procs, "ingest", redis_url)
-            gateways = [start_node(procs, "gateway", redis_url) for _ in range(2)]
-        specs = [
-            [f"trades:{s}", f"price:{s}"]
-            for s in (SYMBOLS[i % len(SYMBOLS)] for i in range(scale.w7_clients))
-        ]
-        try:
-            n = sum(
-                workers.connect(g.url, specs[k :: len(gateways)], sample_every=0, listener="resume")
-                for k, g in enumerate(gateways)
-            )
-            time.sleep(scale.w7_warm)  # positions move on with live data
-            rest0, r0 = _cpu(gateways), time.monotonic()
-            time.sleep(1.0)
-            rest = (_cpu(gateways) - rest0) / (time.monotonic() - r0)
-            workers.each({"op": "drop"})
-            time.sleep(scale.w7_outage)
-            urls = [g.url for g in gateways]
-            swap = dict(zip(urls, urls[1:] + urls[:1], strict=True)) if config == "redis-other" else {}
-            cpu0, ingest0, t0 = _cpu(gateways), ingest.cpu() if ingest else 0.0, time.time()
-            back = sum(workers.each({"op": "resume", "swap": swap}))
-            times = _wait_live(workers, n, t0)
-            window = time.time() - t0
-            cpu = _cpu(gateways) - cpu0
-            ingest_cpu = ingest.cpu() - ingest0 if ingest else None
-            parts = workers.each({"op": "outcomes"})
-        finally:
-            workers.close()
+def _storm(
+    workers: Workers, gateways: list[Node], ingest: Node | None, n: int, scale: Any, swap: bool
+) -> dict[str, Any]:
+    """One storm: positions move on, every socket closes, everyone comes back with ``since``."""
+    time.sleep(scale.w7_warm / 2)  # positions move on with live data; then the CPU at rest
+    rest0, r0 = _cpu(gateways), time.monotonic()
+    time.sleep(scale.w7_warm / 2)
+    rest = (_cpu(gateways) - rest0) / (time.monotonic() - r0)
+    workers.each({"op": "drop"})
+    time.sleep(scale.w7_outage)
+    urls = [g.url for g in gateways]
+    moves = dict(zip(urls, urls[1:] + urls[:1], strict=True)) if swap else {}
+    cpu0, ingest0, t0 = _cpu(gateways), ingest.cpu() if ingest else 0.0, time.time()
+    back = sum(workers.each({"op": "resume", "swap": moves}))
+    times = _wait_live(workers, n, t0)
+    window = time.time() - t0
+    cpu = _cpu(gateways) - cpu0
+    ingest_cpu = ingest.cpu() - ingest0 if ingest else None
+    parts = workers.each({"op": "outcomes"})
     outcomes: Counter[str] = Counter()
     for p in parts:
         outcomes.update(p["outcomes"])
@@ -114,15 +99,41 @@ def _storm(config: str, workers: Workers, scale: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _setup(workers: Workers, scale: Any, cluster: bool) -> dict[str, dict[str, Any]]:
+    """Start the processes, connect the clients, run the storms of this setup; stop everything."""
+    specs = [
+        [f"trades:{s}", f"price:{s}"] for s in (SYMBOLS[i % len(SYMBOLS)] for i in range(scale.w7_clients))
+    ]
+    with tempfile.TemporaryDirectory() as directory, processes() as procs:
+        ingest: Node | None = None
+        if cluster:
+            redis_url = start_redis(procs, directory)
+            ingest = start_node(procs, "ingest", redis_url)
+            gateways = [start_node(procs, "gateway", redis_url) for _ in range(2)]
+        else:
+            gateways = [start_node(procs)]
+        try:
+            n = sum(
+                workers.connect(g.url, specs[k :: len(gateways)], sample_every=0, listener="resume")
+                for k, g in enumerate(gateways)
+            )
+            if not cluster:
+                return {"memory": _storm(workers, gateways, ingest, n, scale, swap=False)}
+            # the same cluster twice: back to the gateway each client had, then each to the other one
+            same = _storm(workers, gateways, ingest, n, scale, swap=False)
+            return {"redis-same": same, "redis-other": _storm(workers, gateways, ingest, n, scale, swap=True)}
+        finally:
+            workers.close()
+
+
 def _ms(v: float | None) -> float | None:
     return None if v is None else v * 1000
 
 
 def w7(kind: str, workers: Workers, scale: Any) -> dict[str, Any]:
     """1,000 clients reconnect at once with since (a load balancer restart), with and without Redis."""
-    out: dict[str, Any] = {}
-    for config in CONFIGS:
-        r = out[config] = _storm(config, workers, scale)
+    out: dict[str, Any] = {**_setup(workers, scale, cluster=False), **_setup(workers, scale, cluster=True)}
+    for config, r in out.items():
         live = "-" if r["all_live_ms"] is None else f"{r['all_live_ms']:,.0f} ms"
         log(
             f"    {config:11s} {r['reconnected']}/{r['clients']} back, all live in {live} (p50 {r['live_p50_ms'] or 0:,.0f}), "
