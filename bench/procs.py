@@ -2,7 +2,10 @@
 
 Used by :mod:`bench.multinode`, :mod:`bench.books` (W6) and :mod:`bench.storm`
 (W7). Every process is started inside :func:`processes` and killed when it
-exits, Redis last; each listens on a free loopback port.
+exits, Redis last; each listens on a free loopback port. A node's stderr (its
+log) goes to a temporary file: at the end one line says how much it logged
+and its last line, so a storm of handshake errors does not flood the bench's
+output but is not hidden either.
 """
 
 from __future__ import annotations
@@ -13,17 +16,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 
 __all__ = ["Node", "cpu_seconds", "free_port", "processes", "start_node", "start_redis", "wait_http"]
 
 Procs = list[subprocess.Popen[bytes]]
 _TICK = os.sysconf("SC_CLK_TCK")
+_logs: dict[int, tuple[str, IO[bytes]]] = {}  # pid -> (the node's address, its stderr)
 
 
 def free_port() -> int:
@@ -62,6 +68,18 @@ def processes() -> Iterator[Procs]:
             if p.poll() is None:
                 p.kill()
             p.wait()
+            _report_log(p.pid)
+
+
+def _report_log(pid: int) -> None:
+    if pid not in _logs:
+        return
+    address, log = _logs.pop(pid)
+    log.seek(0)
+    lines = log.read().decode(errors="replace").splitlines()
+    log.close()
+    if lines:
+        print(f"    (node {address} logged {len(lines)} lines; the last: {lines[-1][:160]})", flush=True)
 
 
 def start_redis(procs: Procs, directory: str) -> str:
@@ -115,8 +133,10 @@ def start_node(
         args += ["--redis-url", redis_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
     env.pop("PYTHONASYNCIODEBUG", None)  # debug mode slows every loop several-fold
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
     procs.append(proc)
     node = Node(proc, port)
+    _logs[proc.pid] = (node.address, log)
     wait_http(f"http://{node.address}/health")
     return node

@@ -52,10 +52,11 @@ def w7_section(result: dict[str, Any]) -> list[str]:
              "redis-server, one ingest and two gateways; each client reconnects to the gateway it had, or to the other",
              "one. Times from the start of the reconnects: all channels acked again; the first live message (seq past",
              "the ack's). Gateway CPU over that window (all gateways), beside its rate at rest. Outcomes per channel",
-             "subscription; gaps and repeats: seq checks on the trades channels (a recovered resume must show none).", "",
+             "subscription; gaps and repeats: seq checks on the trades channels (a recovered resume must show none).",
+             "Listen queue drops: connections the kernel dropped meanwhile, its accept queue full (system-wide).", "",
              "| config | clients back | all acked ms | acked p50 / p99 ms | all live ms | live p50 / p99 ms "
-             "| gateway CPU ms (at rest ms/s) | CPU ms / client | ingest CPU ms | recovered | not recovered | replayed | gaps / repeats |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]  # fmt: skip
+             "| gateway CPU ms (at rest ms/s) | CPU ms / client | ingest CPU ms | recovered | not recovered | replayed | gaps / repeats | listen queue drops |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]  # fmt: skip
     for config, r in result.items():
         nots = ", ".join(
             f"{k} {v:,}" for k, v in sorted(r["outcomes"].items()) if not k.endswith(":recovered")
@@ -69,6 +70,6 @@ def w7_section(result: dict[str, Any]) -> list[str]:
             f"| {_f(r['live_p50_ms'], 0)} / {_f(r['live_p99_ms'], 0)} "
             f"| {r['cpu_s'] * 1000:,.0f} ({r['cpu_rest_per_s'] * 1000:,.0f}) | {r['cpu_ms_per_client']:.2f} | {ingest} "
             f"| {r['recovered']:,} | {r['not_recovered']:,}{f' ({nots})' if nots else ''} | {r['replayed']:,} "
-            f"| {r['gaps']} / {r['repeats']} |"
+            f"| {r['gaps']} / {r['repeats']} | {r.get('listen_overflows', '-')} |"
         )
     return [*lines, ""]

@@ -17,7 +17,10 @@ Measured from the moment the reconnects start: when each client had all its
 channels acked again, and when it received its first live message (a seq past
 its ack's); the gateways' CPU over that time (and at rest before, for
 comparison); each channel's outcome (recovered, or the reason it was not),
-frames replayed, and any seq gap or repeat on the trades channels.
+frames replayed, and any seq gap or repeat on the trades channels; and how
+many connections the kernel dropped meanwhile because a listen queue was full
+(a system-wide counter: such a connection waits for a retransmission, 1 s
+then doubling).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from .loadgen import Workers
@@ -43,6 +47,16 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (all sockets)."""
+    rows = [
+        line.split()
+        for line in Path("/proc/net/netstat").read_text().splitlines()
+        if line.startswith("TcpExt:")
+    ]
+    return int(dict(zip(rows[0], rows[1], strict=True)).get("ListenOverflows", 0))
 
 
 def _cpu(nodes: list[Node]) -> float:
@@ -73,12 +87,14 @@ def _storm(
     time.sleep(scale.w7_outage)
     urls = [g.url for g in gateways]
     moves = dict(zip(urls, urls[1:] + urls[:1], strict=True)) if swap else {}
+    overflows0 = listen_overflows()
     cpu0, ingest0, t0 = _cpu(gateways), ingest.cpu() if ingest else 0.0, time.time()
     back = sum(workers.each({"op": "resume", "swap": moves}))
     times = _wait_live(workers, n, t0)
     window = time.time() - t0
     cpu = _cpu(gateways) - cpu0
     ingest_cpu = ingest.cpu() - ingest0 if ingest else None
+    overflows = listen_overflows() - overflows0
     parts = workers.each({"op": "outcomes"})
     outcomes: Counter[str] = Counter()
     for p in parts:
@@ -96,14 +112,16 @@ def _storm(
         "not_recovered": sum(v for k, v in outcomes.items() if not k.endswith(":recovered")),
         "replayed": sum(p["replayed"] for p in parts), "gaps": sum(p["gaps"] for p in parts),
         "repeats": sum(p["repeats"] for p in parts), "closed": sum(p["closed"] for p in parts),
+        "listen_overflows": overflows,
     }  # fmt: skip
 
 
 def _setup(workers: Workers, scale: Any, cluster: bool) -> dict[str, dict[str, Any]]:
     """Start the processes, connect the clients, run the storms of this setup; stop everything."""
-    specs = [
-        [f"trades:{s}", f"price:{s}"] for s in (SYMBOLS[i % len(SYMBOLS)] for i in range(scale.w7_clients))
-    ]
+    k = 2 if cluster else 1
+    # client i goes to gateway i % k: every gateway holds every symbol, as behind a load balancer
+    symbols = (SYMBOLS[i // k % len(SYMBOLS)] for i in range(scale.w7_clients))
+    specs = [[f"trades:{s}", f"price:{s}"] for s in symbols]
     with tempfile.TemporaryDirectory() as directory, processes() as procs:
         ingest: Node | None = None
         if cluster:
