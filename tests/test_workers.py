@@ -25,6 +25,7 @@ UNUSUAL = Settings(
     stall_ticker=1.5, stall_kline=2.5, stall_depth=0.75, stall_trades_min=3.0,
     replay_file=CAPTURE, replay_speed=2.5, replay_loop=True,
     role="gateway", redis_url="redis://127.0.0.1:6390/2", redis_prefix="tw-test", workers=3, reuse_port=True,
+    backlog=77,
     jwt_secret="s" * 32, jwt_public_key="/keys/pub.pem", jwt_issuer="issuer", jwt_audience="aud",
     jwt_algorithms=("HS256", "RS256"), api_keys=("k1", "k2"), api_keys_file="/keys/api",
     max_publish_size=4096, max_connections=0, max_connections_per_ip=3,

@@ -63,6 +63,7 @@ class Settings:
     redis_prefix: str = "tickwire"
     workers: int = 1
     reuse_port: bool = False
+    backlog: int = 4096  # a load balancer restart reconnects every client at once
     # security (docs/security.md); secrets never appear in repr or logs
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_secret_file: str | None = None
@@ -185,6 +186,9 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("host", "address to listen on"),
     Option("port", "TCP port for WebSocket and HTTP", _port),
+    Option(
+        "backlog", "pending TCP connections the listen socket queues (the kernel caps it)", _positive(int)
+    ),
     Option("source", "upstream market data", choices=SOURCE_NAMES),
     Option("seed", "random seed of the simulated market", int),
     Option("linger", "seconds an upstream stream stays open after its last subscriber left", _non_negative),

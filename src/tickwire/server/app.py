@@ -208,7 +208,11 @@ class Gateway:
         )
         if self.shutting_down:
             raise web.HTTPServiceUnavailable(text="shutting down")
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client gave up mid-handshake (a reconnect storm's retries)
+            logger.debug("handshake abandoned by %s", address)
+            return web.Response(status=400)  # aiohttp's write of it meets the reset quietly
         release_http_state(request)
         transport = WsTransport(ws, request, self._tasks)
         session = Session(
@@ -385,7 +389,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     await runner.setup()
     site = web.TCPSite(
-        runner, settings.host, settings.port, reuse_address=True, reuse_port=settings.reuse_port or None
+        runner,
+        settings.host,
+        settings.port,
+        backlog=settings.backlog,
+        reuse_address=True,
+        reuse_port=settings.reuse_port or None,
     )
     try:
         await site.start()
