@@ -104,6 +104,7 @@ class Follower:
         self.diffs: list[tuple[int, str]] = []  # (seq, payload) of every diff applied
         self.kinds: list[str] = []  # "snapshot", "diff", "gap", in order
         self.snapshot_seqs: list[int] = []
+        self.resets: list[int] = []  # seqs of snapshots with reset
 
     def on_message(self, msg: dict[str, Any]) -> None:
         if msg.get("type") != "book" or msg["channel"] != self.channel:
@@ -111,6 +112,8 @@ class Follower:
         if msg.get("snapshot"):
             self.book = ClientBook()
             self.snapshot_seqs.append(msg["seq"])
+            if msg.get("reset"):
+                self.resets.append(msg["seq"])
             self.kinds.append("snapshot")
         elif self.book is None or msg["seq"] != (self.book.seq or 0) + 1:
             self.book = None
@@ -459,3 +462,29 @@ async def test_a_gap_on_a_gateways_pubsub_ends_in_a_resync_never_a_wrong_book(
     assert fb.kinds[at + 1] == "snapshot"  # nothing in between
     assert len([s for s in same_books(fa, fb) if s > resync]) >= 10
     assert bus_of(b)._hub.books.resyncs >= 1
+
+
+async def test_a_new_leader_publishes_a_reset_snapshot_and_the_book_goes_on(
+    redis_server: RedisServer,
+) -> None:
+    """The leading ingest stops; the standby (another book: another seed) takes the lock,
+    continues the seq and publishes a reset snapshot as soon as its source has the book.
+    The gateway's clients replace their book with it, and every checksum verifies."""
+    url = redis_server.url
+    async with contextlib.AsyncExitStack() as first:
+        await first.enter_async_context(ingest_node(url, BookFeed(seed=1)))
+        async with running_gateway(source=BookFeed(seed=2), role="ingest", redis_url=url) as standby:
+            async with gateway(url) as gw, following(gw.ws_url, D20) as [f]:
+                await eventually(lambda: len(f.diffs) >= 20, 10, what="the first leader's diffs")
+                assert not bus_of(standby).leading
+                await first.aclose()  # a clean stop releases the lock at once
+                await eventually(lambda: bus_of(standby).leading, 10, what="the standby to lead")
+                await eventually(lambda: len(f.snapshot_seqs) >= 2, 10, what="the new leader's snapshot")
+                handover = f.snapshot_seqs[1]
+                await eventually(lambda: diffs_after(f, handover) >= 10, 10, what="the new leader's diffs")
+                key = await bus_of(standby)._hub.books.fetch(D20)
+    assert "gap" not in f.kinds
+    reset = [m for m in f.resets if m >= handover]
+    assert reset and reset[0] == handover  # the first message of the new leader says reset
+    assert max(s for s, _ in f.diffs if s < handover) == handover - 1  # the seq goes on, no repeat
+    assert key[0] is not None and key[0].seq >= handover  # the new leader keeps the key
