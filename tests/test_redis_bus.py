@@ -38,6 +38,9 @@ class FakeIngest:
     def known_symbols(self) -> list[str] | None:
         return ["BTCUSDT"]
 
+    def book_snapshot(self, channel: str) -> Publication | None:
+        return None
+
 
 def pub(channel: str, seq: int, *, final: bool = False) -> Publication:
     payload = b'{"type":"price","channel":"%s","seq":%d,"data":{}}' % (channel.encode(), seq)

@@ -19,6 +19,12 @@ update, computed once per update whatever the number of depths. A symbol's
 book is dropped when its last depth channel closes. What was last published
 on a depth is its window of the book as it stood after the previous update,
 so a depth's state is just its boundary, read from the book before applying.
+
+For a cluster (docs/multi-node.md, "Order books") the projector also keeps,
+per open depth, the position of its last publication, so that
+:meth:`BookProjector.snapshot` can encode that depth's snapshot *at that
+seq* at any later moment: an update that published nothing on a depth left
+its window (and so the top-10 checksum) as it was.
 """
 
 from __future__ import annotations
@@ -41,6 +47,17 @@ logger = logging.getLogger("tickwire.ingest.books")
 
 
 @dataclass(slots=True)
+class _Mark:
+    """Where a depth channel stands: its last publication's seq, update id and time."""
+
+    symbol: str
+    depth: int
+    seq: int
+    update_id: int
+    event_time: int
+
+
+@dataclass(slots=True)
 class _Symbol:
     book: Book | None = None
     depths: dict[int, str] = field(default_factory=dict)  # depth -> channel name, open now
@@ -58,6 +75,8 @@ class BookProjector:
         self._next_seq = next_seq
         self._publish = publish
         self._symbols: dict[str, _Symbol] = {}
+        self._marks: dict[str, _Mark] = {}  # channel -> its last publication, while open
+        self._reset_due: set[str] = set()  # channels whose next snapshot says reset
 
     # -- demand --------------------------------------------------------------
 
@@ -75,6 +94,8 @@ class BookProjector:
 
     def close(self, channel: Channel) -> None:
         """``channel`` is closed: forget its depth, and the symbol's book with its last depth."""
+        self._marks.pop(channel.name, None)
+        self._reset_due.discard(channel.name)
         state = self._symbols.get(channel.symbol or "")
         if state is None or channel.depth is None:
             return
@@ -129,26 +150,19 @@ class BookProjector:
 
     def _snapshot(self, symbol: str, book: Book, depth: int, channel: str, *, reset: bool) -> None:
         seq = self._next_seq(channel)
-        payload = encode_book(
-            channel,
-            symbol,
-            seq,
-            bids=levels_json(book.bids.top(depth), book.precision),
-            asks=levels_json(book.asks.top(depth), book.precision),
-            checksum=book.checksum(),
-            update_id=book.update_id,
-            timestamp=book.event_time,
-            snapshot=True,
-            depth=depth,
-            precision=book.precision,
-            reset=reset,
-        )
+        if self._reset_due:
+            reset = reset or channel in self._reset_due
+            self._reset_due.discard(channel)
+        mark = self._marks[channel] = _Mark(symbol, depth, seq, book.update_id, book.event_time)
+        payload = _encode_snapshot(book, channel, mark, reset=reset)
         self._publish(Publication(channel, seq, payload, True, book.event_time))
 
     def _diff(
         self, symbol: str, book: Book, channel: str, bids: list[Level], asks: list[Level], crc: int
     ) -> None:
         seq = self._next_seq(channel)
+        mark = self._marks[channel]
+        mark.seq, mark.update_id, mark.event_time = seq, book.update_id, book.event_time
         payload = encode_book(
             channel,
             symbol,
@@ -161,6 +175,37 @@ class BookProjector:
         )
         self._publish(Publication(channel, seq, payload, True, book.event_time))
 
+    # -- the cluster's snapshot key, and takeovers (docs/multi-node.md) -----------------
+
+    def snapshot(self, channel: str) -> Publication | None:
+        """``channel``'s snapshot at the seq of its last publication (None: not open, or no book).
+
+        The Redis bus stores it for gateways that join a flowing channel. It
+        is exactly the view a client holds after that publication: levels,
+        checksum, update id and timestamp.
+        """
+        mark = self._marks.get(channel)
+        state = self._symbols.get(mark.symbol) if mark is not None else None
+        if mark is None or state is None or state.book is None:
+            return None
+        payload = _encode_snapshot(state.book, channel, mark, reset=False)
+        return Publication(channel, mark.seq, payload, True, mark.event_time)
+
+    def resumed(self, channel: str) -> None:
+        """``channel``'s history went on without this ingest (a takeover, a refused publish).
+
+        What gateways hold is not what this book continues from, so its next
+        publication is a snapshot with ``reset``: now when the channel is open
+        with a book, else as soon as the book comes (a new leader's first
+        snapshot).
+        """
+        mark = self._marks.get(channel)
+        state = self._symbols.get(mark.symbol) if mark is not None else None
+        if mark is not None and state is not None and state.book is not None:
+            self._snapshot(mark.symbol, state.book, mark.depth, channel, reset=True)
+        else:
+            self._reset_due.add(channel)
+
     # -- introspection (metrics, tests) ----------------------------------------------
 
     def book(self, symbol: str) -> Book | None:
@@ -171,6 +216,25 @@ class BookProjector:
     def level_counts(self) -> list[int]:
         """Levels (both sides) of every book held, one number per book."""
         return [s.book.levels for s in self._symbols.values() if s.book is not None]
+
+
+def _encode_snapshot(book: Book, channel: str, mark: _Mark, *, reset: bool) -> bytes:
+    """The snapshot of ``mark``'s depth, at ``mark``'s position (the book's window is the same there)."""
+    depth = mark.depth
+    return encode_book(
+        channel,
+        mark.symbol,
+        mark.seq,
+        bids=levels_json(book.bids.top(depth), book.precision),
+        asks=levels_json(book.asks.top(depth), book.precision),
+        checksum=book.checksum(),
+        update_id=mark.update_id,
+        timestamp=mark.event_time,
+        snapshot=True,
+        depth=depth,
+        precision=book.precision,
+        reset=reset,
+    )
 
 
 def _precision_of(update: BookUpdate) -> Precision:

@@ -273,6 +273,8 @@ class Hub:
             return
         last = state.last
         if last is not None and pub.seq <= last.seq:
+            if state.view is not None:  # a book snapshot re-read after a gap (Redis bus) mends the view
+                self._offer(state, state.view, pub)
             return  # a duplicate (re-delivery after a bus reconnect, or a rotation overlap)
         if state.view is not None:
             self._on_book(state, state.view, pub)

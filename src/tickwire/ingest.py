@@ -101,9 +101,18 @@ class Ingest:
         return seq
 
     def resume_seq(self, channel: str, seq: int) -> None:
-        """Continue ``channel`` after ``seq``: a new leader never repeats a seq (Redis bus)."""
+        """Continue ``channel`` after ``seq``: a new leader never repeats a seq (Redis bus).
+
+        A book channel whose history went on without this ingest gets a reset snapshot.
+        """
         if seq > self._seq.get(channel, 0):
             self._seq[channel] = seq
+            if channel.startswith("book:"):
+                self.books.resumed(channel)
+
+    def book_snapshot(self, channel: str) -> Publication | None:
+        """A book channel's snapshot at its last publication's seq (for the Redis snapshot key)."""
+        return self.books.snapshot(channel)
 
     def upstream_health(self) -> SourceHealth:
         """The source's health with its stream names, as a leading ingest shares it (Redis bus)."""

@@ -53,6 +53,12 @@ class DemandListener(Protocol):
     def known_symbols(self) -> list[str] | None:
         """The upstream's symbols, which a leading ingest shares for validation."""
 
+    def book_snapshot(self, channel: str) -> Publication | None:
+        """A book channel's snapshot at the seq of its last publication (None: no book held).
+
+        A leading ingest stores it for gateways that join the channel (the Redis bus).
+        """
+
 
 class UpstreamView(Protocol):
     """What a bus spanning nodes knows of the upstream another node holds (``--role gateway``)."""

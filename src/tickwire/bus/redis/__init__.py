@@ -35,6 +35,9 @@ data in: pub/sub reader, leases, last values) and :class:`._ingest.IngestSide`
 (data out, demand in: outbox, writer, lead loop, reconcile), both over one
 :class:`._link.Link` (the client, key names, node id). :class:`RedisBus`
 owns the two, runs their loops and answers the queries of ``/health``.
+Order books add a snapshot key per book channel (:mod:`._books`): the
+leader's :class:`._books.SnapshotWriter` keeps it, and a gateway syncs a
+book channel from it (``HubSide.books``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ...health import SourceHealth
 from ...publications import ChannelStatus, Publication
 from ..base import BusHealth, BusListener, DemandListener
 from ..epochs import LocalEpochs
+from ._books import SnapshotWriter, is_book
 from ._hub import HubSide
 from ._ingest import IngestSide
 from ._link import Link, node_id
@@ -125,6 +129,7 @@ class RedisBus:
             reconcile_interval=reconcile_interval,
             max_pending=max_pending,
         )
+        self.books = SnapshotWriter(self._link, snapshot=self._book_snapshot, leading=lambda: self.leading)
         self._tasks: list[asyncio.Task[None]] = []
         # Single-node behaviour until the cluster step (issue 14.4) keeps epochs in Redis:
         # each gateway names its own histories, so a resume on another gateway is epoch_changed.
@@ -171,7 +176,7 @@ class RedisBus:
             hub.control = self._link.keys.demand
             hub.on_announce = ingest.announced
             hub.on_connected = ingest.wake
-            loops += [ingest.lead_loop, ingest.write_loop]
+            loops += [ingest.lead_loop, ingest.write_loop, self.books.book_loop]
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(fn(), name=f"redis-bus-{fn.__name__}") for fn in loops]
 
@@ -186,6 +191,7 @@ class RedisBus:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=_CLOSE_STEP_S)
         self._tasks = []
+        self._hub.books.close()
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(_CLOSE_STEP_S):
                 await self._ingest.flush()
@@ -225,6 +231,8 @@ class RedisBus:
 
     def publish(self, pub: Publication) -> None:
         self._ingest.enqueue(pub)
+        if is_book(pub.channel):
+            self.books.touch(pub)
 
     def publish_status(self, status: ChannelStatus) -> None:
         self._ingest.enqueue(status)
@@ -232,6 +240,12 @@ class RedisBus:
     def forget(self, channel: str) -> None:
         self._epochs.release(channel)
         self._ingest.enqueue(channel)
+        if is_book(channel):
+            self.books.forget(channel)
+
+    def _book_snapshot(self, channel: str) -> Publication | None:
+        listener = self._ingest.listener
+        return listener.book_snapshot(channel) if listener is not None else None
 
     async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
         return await self._ingest.publish_data(channel, encode, event_time=event_time)

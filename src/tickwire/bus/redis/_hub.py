@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from ...publications import ChannelStatus, Publication
 from ..base import BusListener
+from ._books import BookReader, is_book
 from ._link import Link, decode_info
 from ._wire import SEQ_AT_LEAST, SEQ_TTL_MS, as_bytes, decode_message
 
@@ -61,6 +62,8 @@ class HubSide:
         self._was_connected = False
         self._next_down_warning = 0.0  # monotonic
         self.reconnects = 0
+        # book channels: the snapshot key on subscribe and after a gap (._books)
+        self.books = BookReader(link, wanted=self.wanted, seen=self._seen, deliver=self._deliver)
 
     # -- demand ----------------------------------------------------------------
 
@@ -75,6 +78,7 @@ class HubSide:
     def unwant(self, channel: str) -> None:
         self.wanted.discard(channel)
         self._seen.pop(channel, None)
+        self.books.drop(channel)
         self._refresh.discard(channel)
         ready = self._ready.pop(channel, None)
         if ready is not None and not ready.done():
@@ -103,6 +107,8 @@ class HubSide:
             except TimeoutError:
                 return None, self._down_status(channel)
         try:
+            if is_book(channel):
+                return await self.books.read(channel)
             raw_last, raw_status = await self._link.redis.mget(
                 self._keys.last(channel), self._keys.status(channel)
             )
@@ -164,7 +170,10 @@ class HubSide:
         if self.listener is None or msg.channel not in self.wanted:
             return
         if isinstance(msg, Publication):
-            if msg.seq > self._seen.get(msg.channel, 0):
+            seen = self._seen.get(msg.channel, 0)
+            if msg.seq > seen:
+                if msg.seq != seen + 1 and is_book(msg.channel):
+                    self.books.gap(msg.channel, msg.seq)  # diffs this node missed: sync from the key
                 self._seen[msg.channel] = msg.seq
             self.listener.on_publication(msg)
         else:
