@@ -19,7 +19,7 @@ Theory of operation:
   subscriber gets a snapshot at once and a stale channel says so.
 * A book channel (``book:SYMBOL:DEPTH``) has a :class:`BookView` rebuilt
   from its publications; they go out with ``push_state`` (the state class,
-  docs/book-delivery.md), and its greeting is the view's snapshot, taken with
+  docs/book.md, "Delivery to slow clients"), and its greeting is the view's snapshot, taken with
   :meth:`Hub.send_snapshot` so that it too goes through the state class.
   Other channels have no view and pay one ``is None`` test per publication.
 * Channels of kinds that keep history also have a ring (:mod:`.history`):

@@ -1,6 +1,6 @@
 """A client-side order book for a ``book:SYMBOL:DEPTH`` channel, proven on every message.
 
-Theory of operation (docs/protocol.md, "Order book channel"; docs/book-client.md):
+Theory of operation (docs/protocol.md, "Order book channel"; docs/book.md, "Client book"):
 
 * Rule 1: a ``book`` message with ``snapshot: true`` replaces the book,
   whatever came before (after a subscribe, a reset, or when the gateway
