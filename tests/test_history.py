@@ -35,7 +35,10 @@ def seqs_after(ring: Ring, seq: int) -> list[int]:
 def test_kinds_with_history_and_those_recovering_by_snapshot() -> None:
     history = History()
     assert history.ring("trades:BTCUSDT") is not None and history.ring("orders:auth0|x") is not None
-    assert history.ring("price:BTCUSDT") is None and history.ring("book:BTCUSDT:100") is None
+    assert history.ring("price:BTCUSDT") is None and history.ring("depth:BTCUSDT") is None
+    book = history.ring("book:BTCUSDT:100")
+    assert book is not None and book.size == DEFAULT_SIZES["book"] == 100  # a small ring of diffs
+    assert History(sizes={"book": 0}).ring("book:BTCUSDT:100") is None
     assert History(sizes={"trades": 0}).ring("trades:BTCUSDT") is None
     assert History.none().ring("signals:X1") is None
     assert recovers_by_snapshot("depth:BTCUSDT") and recovers_by_snapshot("book:BTCUSDT:20")
@@ -143,6 +146,7 @@ def test_entries_of_timed_kinds_expire() -> None:
         ("trades=5000", (("trades", 5000),)),
         (" klines=0 , signals=10,", (("klines", 0), ("signals", 10))),
         ("private=7", (("orders", 7), ("portfolio", 7), ("account", 7))),
+        ("book=40,trades=1", (("book", 40), ("trades", 1))),
     ],
 )
 def test_history_sizes_parse(raw: str, sizes: tuple[tuple[str, int], ...]) -> None:
@@ -163,6 +167,18 @@ def test_bad_history_sizes_say_why(raw: str, says: str) -> None:
     with pytest.raises(ValueError, match=r"^must") as info:
         parse_sizes(raw)
     assert says in str(info.value)
+
+
+def test_a_book_snapshot_starts_the_ring_again_at_its_seq() -> None:
+    history = History(sizes={"book": 100})
+    ring = filled(history, "book:X1:10", range(1, 6))
+    history.append_status(ring, b'{"type":"status","status":"stale"}', 0)
+    ring.restart(6)  # the reset snapshot: a client from before it gets the current snapshot instead
+    assert (ring.floor, ring.top) == (6, 6) and history.held_entries == 0
+    history.append_status(ring, b'{"type":"status","status":"live"}', 0)
+    history.append(ring, 7, payload(7), 0)
+    assert seqs_after(ring, 6) == [-1, 7]  # the client that got the snapshot missed "live" and 7
+    assert history.held_bytes == sum(len(p) + ENTRY_OVERHEAD for p in ring.after(6))
 
 
 def test_memory_sizes_take_units() -> None:

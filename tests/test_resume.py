@@ -72,6 +72,39 @@ def test_latest_value_channels_recover_by_snapshot_whatever_the_epoch() -> None:
     assert resume(Position("E.1", 99), None, snap=True) == Outcome(True, snapshot=True)
 
 
+def book_ring(seqs: range, *, snapshot_at: int | None = None) -> Ring:
+    history = History(sizes={"book": 100})
+    ring = history.ring("book:X1:10")
+    assert ring is not None
+    ring.start(seqs.start - 1)
+    for seq in seqs:
+        if seq == snapshot_at:
+            ring.restart(seq)
+        else:
+            history.append(ring, seq, b"%d" % seq, 0)
+    return ring
+
+
+def test_a_book_replays_the_diffs_it_holds_and_else_recovers_by_snapshot() -> None:
+    def book(since: Position, ring: Ring, cap: int = 500) -> Outcome:
+        return resume(since, ring, top=150, cap=cap, snap=True)
+
+    diffs = book_ring(range(1, 151))  # 100 kept: 51 to 150
+    assert book(Position("E.1", 140), diffs) == Outcome(
+        True, replay=tuple(b"%d" % s for s in range(141, 151))
+    )
+    assert book(Position("E.1", 50), diffs).replay == tuple(b"%d" % s for s in range(51, 151))  # 100 diffs
+    assert book(Position("E.1", 150), diffs) == Outcome(True)  # at the top: nothing
+    by_snapshot = Outcome(True, snapshot=True)  # every reason: the snapshot, and still recovered
+    assert book(Position("E.1", 49), diffs) == by_snapshot  # older than the ring
+    assert book(Position("E.0", 140), diffs) == by_snapshot  # another epoch
+    assert book(Position("E.1", 151), diffs) == by_snapshot  # ahead
+    assert book(Position("E.1", 140), diffs, cap=9) == by_snapshot  # over what this request may replay
+    reset = book_ring(range(1, 151), snapshot_at=145)  # a snapshot publication inside the window
+    assert book(Position("E.1", 140), reset) == by_snapshot
+    assert book(Position("E.1", 145), reset).replay == tuple(b"%d" % s for s in range(146, 151))
+
+
 def test_a_position_is_found_under_either_spelling() -> None:
     since = {"trades:btcusdt": Position("E", 1), "trades:ETHUSDT": Position("E", 2)}
     assert position_of(since, "trades:btcusdt", "trades:BTCUSDT") == Position("E", 1)

@@ -4,7 +4,7 @@ Pure: msgspec and the standard library; no clock, no I/O. The hub keeps one
 :class:`BookView` per ``book:SYMBOL:DEPTH`` channel it serves and applies
 every publication of that channel to it, so that it can greet a subscriber
 with a snapshot and replace a slow client's queued diffs by one
-(docs/book-delivery.md). It is built from the publications alone, as a
+(docs/book.md, "Delivery to slow clients"). It is built from the publications alone, as a
 gateway on the Redis bus sees them, never from the source's book.
 
 Rules (docs/protocol.md, "Order book channel"):

@@ -208,7 +208,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "history",
         "messages kept per channel for resumes, KIND=N,... over trades=2000,klines=300,"
-        "signals=1000,private=1000 (0: none)",
+        "signals=1000,private=1000,book=100 (0: none)",
         normal_sizes,
     ),
     Option("history_memory", "bytes all history may hold, oldest first out (units: MiB, GiB)", parse_bytes),

@@ -21,8 +21,12 @@ Theory of operation (docs/resume.md):
   oldest entry: a FIFO of (ring, append number) records the order of every
   append; references to entries a ring already dropped by itself are
   skipped when met and compacted away when they are half the FIFO.
-* Latest-value kinds (``price``, ``ticker``, ``depth``) and ``book`` keep no
-  ring: they recover by snapshot.
+* Latest-value kinds (``price``, ``ticker``, ``depth``) keep no ring: they
+  recover by snapshot. ``book`` channels keep a small one (100 entries) of
+  their diffs, so a client whose book is in step resumes with the diffs it
+  missed; a snapshot publication starts the ring again at its seq
+  (:meth:`Ring.restart`), so a client from before it gets the current
+  snapshot instead (docs/book.md, "Resume of books").
 """
 
 from __future__ import annotations
@@ -48,12 +52,15 @@ __all__ = [
 
 _PRIVATE = ("orders", "portfolio", "account")
 
-HISTORY_KINDS = ("trades", "klines", "signals", *_PRIVATE)
+HISTORY_KINDS = ("trades", "klines", "signals", "book", *_PRIVATE)
 """Channel kinds that may keep a ring (``--history KIND=N``; ``private`` names the three private kinds)."""
 
-DEFAULT_SIZES: Mapping[str, int] = {"trades": 2000, "klines": 300, "signals": 1000} | dict.fromkeys(
-    _PRIVATE, 1000
-)
+DEFAULT_SIZES: Mapping[str, int] = {
+    "trades": 2000,
+    "klines": 300,
+    "signals": 1000,
+    "book": 100,  # diffs: past 100 a snapshot is the cheaper way back (PROTOCOL.md)
+} | dict.fromkeys(_PRIVATE, 1000)
 """Messages kept per channel, by kind (docs/protocol.md, "resume")."""
 
 DEFAULT_MAX_AGE_MS: Mapping[str, int] = dict.fromkeys(("signals", *_PRIVATE), 24 * 3600 * 1000)
@@ -72,7 +79,8 @@ _SNAPSHOT_PREFIXES = ("price:", "ticker:", "depth:", "book:")
 
 
 def recovers_by_snapshot(channel: str) -> bool:
-    """Whether a channel recovers by snapshot (latest-value and book kinds) rather than replay."""
+    """Whether a snapshot recovers the channel (latest-value and book kinds): a resume that
+    cannot replay still answers ``recovered: true``. A book replays its ring when it can."""
     return channel.startswith(_SNAPSHOT_PREFIXES)
 
 
@@ -159,6 +167,12 @@ class Ring:
         """Drop every entry (a gap in seq, or the channel was released)."""
         while self.entries:
             self.evict()
+
+    def restart(self, seq: int) -> None:
+        """A book snapshot published at ``seq``: what came before it is of no use to a
+        resume (the client gets the current snapshot), so the ring starts again there."""
+        self.clear()
+        self.floor = self.top = seq
 
     def after(self, seq: int) -> list[bytes]:
         """The payloads after position ``seq``, in order: publications above it and the

@@ -19,7 +19,7 @@ Theory of operation:
   subscriber gets a snapshot at once and a stale channel says so.
 * A book channel (``book:SYMBOL:DEPTH``) has a :class:`BookView` rebuilt
   from its publications; they go out with ``push_state`` (the state class,
-  docs/book-delivery.md), and its greeting is the view's snapshot, taken with
+  docs/book.md, "Delivery to slow clients"), and its greeting is the view's snapshot, taken with
   :meth:`Hub.send_snapshot` so that it too goes through the state class.
   Other channels have no view and pay one ``is None`` test per publication.
 * Channels of kinds that keep history also have a ring (:mod:`.history`):
@@ -27,7 +27,8 @@ Theory of operation:
   from it (:mod:`.resume`) in the same loop iteration that registers the
   subscriber, so no message slips between the replay and the live stream.
   Such a channel stays (still wanted on the bus, its ring filling) for
-  ``resume_window`` seconds after its last subscriber left.
+  ``resume_window`` seconds after its last subscriber left. A book channel's
+  ring holds its recent diffs (docs/book.md, "Resume of books").
 """
 
 from __future__ import annotations
@@ -328,6 +329,12 @@ class Hub:
         """A book publication: apply it to the view, then fan it out through the state class."""
         state.last = pub
         outcome = view.apply(pub.seq, pub.payload)
+        ring = state.ring
+        if ring is not None:  # its recent diffs, for resumes; a snapshot starts them again
+            if outcome is Outcome.SNAPSHOT:
+                ring.restart(pub.seq)
+            else:
+                self.history.append(ring, pub.seq, pub.payload, self._clock_ms())
         subscribers = state.subscribers
         if outcome is Outcome.HELD:
             subscribers = {}  # no whole book to continue from: nobody can use it

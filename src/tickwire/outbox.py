@@ -29,7 +29,7 @@ Rules:
    shared). The snapshot takes the place of the newest diff, at the end:
    status frames of the channel queued between the diffs keep their place
    before it, so the client reads them in the order they happened and the
-   snapshot, which is the state after them, last (docs/book-delivery.md).
+   snapshot, which is the state after them, last (docs/book.md).
 
 The frames sit in a list with a parallel list of their channels; a dict maps
 each channel with a replaceable latest frame to its index. A push appends two

@@ -6,11 +6,14 @@ partial replay: either every message after the client's position is there
 (and within the caps), or the client gets ``recovered: false``, a reason,
 and the usual snapshot.
 
-The checks, in order: a latest-value or book channel recovers by snapshot
-whatever its epoch (nothing more when the client is at the top); a channel
-without a ring is ``not_recoverable``; another epoch is ``epoch_changed``; a
-position past the top is ``ahead``; one below the ring's floor (evicted or
-expired) is ``history_expired``; more frames than the cap is ``too_many``.
+The checks, in order: a latest-value channel recovers by snapshot whatever
+its epoch (nothing more when the client is at the top); a channel without a
+ring is ``not_recoverable``; another epoch is ``epoch_changed``; a position
+past the top is ``ahead``; one below the ring's floor (evicted or expired)
+is ``history_expired``; more frames than the cap is ``too_many``. A book
+channel has a ring of its diffs and goes through the same checks, but any
+reason is answered with its snapshot and ``recovered: true`` instead: a
+snapshot brings a book back just as well (docs/book.md, "Resume of books").
 """
 
 from __future__ import annotations
@@ -68,14 +71,21 @@ def decide(
 
     Args:
         ring: the channel's history (None: it keeps none).
-        by_snapshot: a latest-value or book channel.
+        by_snapshot: a latest-value or book channel (a snapshot recovers it).
         cap: most frames this replay may have (per channel, and what is left of the request's budget).
         now_ms: for the ring's age limit.
     """
-    if by_snapshot:
-        return _AT_TOP if since.epoch == epoch and since.seq == top else _BY_SNAPSHOT
     if ring is None:
+        if by_snapshot:
+            return _AT_TOP if since.epoch == epoch and since.seq == top else _BY_SNAPSHOT
         return _failed(Reason.NOT_RECOVERABLE)
+    outcome = _from_ring(since, epoch, top, ring, cap, now_ms)
+    if by_snapshot and not outcome.recovered:
+        return _BY_SNAPSHOT  # a book: its snapshot, and recovered all the same
+    return outcome
+
+
+def _from_ring(since: Position, epoch: str, top: int, ring: Ring, cap: int, now_ms: int) -> Outcome:
     if since.epoch != epoch:
         return _failed(Reason.EPOCH_CHANGED)
     if since.seq > top:

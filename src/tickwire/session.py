@@ -254,7 +254,7 @@ class Session:
             self._flusher.mark(self)
 
     def push_state(self, channel: str, frame: bytes, snapshot: bool, view: BookView) -> None:
-        """A book frame: never counted toward ``max_queue``, never a 4008 (docs/book-delivery.md)."""
+        """A book frame: never counted toward ``max_queue``, never a 4008 (docs/book.md)."""
         if self.closed:
             return
         if self._outbox.push_state(channel, frame, snapshot, view):

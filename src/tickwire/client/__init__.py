@@ -17,7 +17,7 @@
 
 A ``book:`` channel comes with a local book the feed keeps verified
 (``book = await feed.book("book:BTCUSDT:20")``; ``book.bids``,
-``book.best_ask``, ``book.spread``; see docs/book-client.md).
+``book.best_ask``, ``book.spread``; see docs/book.md, "Client book").
 
     asyncio.run(main())
 

@@ -1,6 +1,6 @@
 """A client-side order book for a ``book:SYMBOL:DEPTH`` channel, proven on every message.
 
-Theory of operation (docs/protocol.md, "Order book channel"; docs/book-client.md):
+Theory of operation (docs/protocol.md, "Order book channel"; docs/book.md, "Client book"):
 
 * Rule 1: a ``book`` message with ``snapshot: true`` replaces the book,
   whatever came before (after a subscribe, a reset, or when the gateway
@@ -17,6 +17,12 @@ Theory of operation (docs/protocol.md, "Order book channel"; docs/book-client.md
   channel again (the gateway then re-sends the snapshot), and every diff
   until that snapshot is ignored. A diff older than the book (``seq`` at or
   below the book's) was already folded into it and is ignored too.
+* A lost connection suspends a synced book (:meth:`Book.suspend`): unsynced, but
+  still whole at its ``seq``, so the next subscribe may resume it with
+  ``since`` (:attr:`Book.resumable`); when the gateway answers ``recovered``,
+  :meth:`Book.resume` syncs it again at that seq and the replayed diffs
+  follow (or a snapshot replaces it). A book that had lost sync before is
+  not resumable: it asks for a snapshot (docs/book.md, "Resume of books").
 
 Pure: no I/O, no clock; :class:`tickwire.client.Feed` wires it to a
 connection (:meth:`Feed.book`), or feed it messages yourself.
@@ -150,6 +156,7 @@ class Book:
         self.problem: str | None = None
         """Why the book last lost sync (for logs and screens)."""
         self._asked = False  # RESYNC already answered for this loss
+        self._held = False  # suspended while synced: whole at ``seq``, so a resume may continue it
 
     # -- applying ----------------------------------------------------------------
 
@@ -183,7 +190,7 @@ class Book:
         self.depth = msg.depth if msg.depth is not None else self.depth
         self.bid_side.replace(msg.data.bids)
         self.ask_side.replace(msg.data.asks)
-        self.synced, self._asked, self.problem = True, False, None
+        self.synced, self._asked, self._held, self.problem = True, False, False, None
         if msg.reset:
             self.stale = None  # the gateway's book is whole again
         return self._verify(msg, SNAPSHOT)
@@ -197,7 +204,7 @@ class Book:
 
     def _lost(self, problem: str | None) -> Applied:
         """The book is out of sync: RESYNC the first time, IGNORED until the next snapshot."""
-        self.synced = False
+        self.synced = self._held = False
         if problem is not None:
             self.problem = problem
         if self._asked:
@@ -208,7 +215,26 @@ class Book:
 
     def invalidate(self, problem: str = "disconnected") -> None:
         """Forget sync without asking again: the connection is gone, a new subscribe brings a snapshot."""
-        self.synced, self._asked, self.problem = False, True, problem
+        self.synced, self._asked, self._held, self.problem = False, True, False, problem
+
+    def suspend(self, problem: str = "disconnected") -> None:
+        """The connection is gone: unsynced, but a synced book stays :attr:`resumable` at its seq."""
+        held = self.synced
+        self.invalidate(problem)
+        self._held = held
+
+    @property
+    def resumable(self) -> bool:
+        """Suspended while synced: a subscribe may send ``since`` with :attr:`seq` for it."""
+        return self._held
+
+    def resume(self) -> bool:
+        """The gateway recovered the channel from :attr:`seq`: synced again (diffs go on from
+        there, or a snapshot replaces the book). Returns False when the book was not resumable."""
+        if not self._held:
+            return False
+        self.synced, self._asked, self._held, self.problem = True, False, False, None
+        return True
 
     # -- reading -----------------------------------------------------------------
 

@@ -25,8 +25,9 @@ Theory of operation:
 * ``await feed.book(channel)`` gives a :class:`~.book.Book` the feed keeps
   in step: every message of its channel is applied before it is yielded, a
   gap or a checksum mismatch subscribes to the channel again (the gateway
-  re-sends the snapshot), and a lost connection unsyncs it until the
-  snapshot of the next one.
+  re-sends the snapshot), and a lost connection suspends it: a book still in
+  step resumes with ``since`` (the missed diffs, or a snapshot), one that
+  was not asks for the snapshot.
 * When a connection ends, the close code decides (:func:`.backoff.policy`):
   reconnect soon, back off, back off longer, wait for a new token, or raise
   from the iterator.
@@ -562,7 +563,7 @@ class Feed:
         finally:
             self._ws = None
             for book in self._books.values():
-                book.invalidate()  # the next connection's subscribe brings a snapshot
+                book.suspend()  # in step: the next subscribe resumes it (since); else a snapshot
             for request in self._requests.values():
                 request.finish()
             if not ws.closed:
@@ -590,8 +591,8 @@ class Feed:
         future.add_done_callback(lambda _: self._requests.pop(ref, None))
         assert self._ws is not None
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            # a book asks for its snapshot again (a resync or a lost connection): no `since`
-            since = self._positions.since([name for name in body["channels"] if not name.startswith("book:")])
+            # a book resumes only while held in step; a resync asks for its snapshot (no `since`)
+            since = self._positions.since(body["channels"], self._books)
             await self._ws.send_str(json.dumps({**body, "id": ref, **({"since": since} if since else {})}))
 
     async def _dispatch(self, frame: str) -> None:
@@ -605,6 +606,8 @@ class Feed:
             self._note_throttle(msg.channel, msg.options.throttleMs)
         resumed = self._positions.acked(msg) if isinstance(msg, Subscribed) else None
         if resumed is not None:
+            if isinstance(resumed, Recovered) and resumed.channel in self._books:
+                self._books[resumed.channel].resume()  # in step again; the replayed diffs follow
             self.resumes.append(resumed)
             await self._emit(resumed)
         if isinstance(msg, _REPLIES) and isinstance(msg.id, int) and msg.id in self._requests:

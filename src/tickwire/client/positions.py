@@ -9,6 +9,9 @@ or :class:`~.messages.NotRecovered` event (docs/resume.md). Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from .book import Book
 from .messages import NotRecovered, Recovered, Subscribed
 
 
@@ -48,11 +51,21 @@ class Positions:
         self._epochs.pop(channel, None)
         self.seqs.pop(channel, None)
 
-    def since(self, channels: list[str]) -> dict[str, dict[str, str | int]]:
-        """The ``since`` map for ``channels``: those with a known position."""
+    def since(
+        self, channels: list[str], books: Mapping[str, Book] | None = None
+    ) -> dict[str, dict[str, str | int]]:
+        """The ``since`` map for ``channels``: those with a known position.
+
+        A ``book:`` channel is resumed only from a book held in step (``books``:
+        the feed's, :attr:`.book.Book.resumable`), at that book's seq: a book
+        that lost sync, or that nobody applies, asks for a snapshot instead.
+        """
         found: dict[str, dict[str, str | int]] = {}
         for name in channels:
             epoch, seq = self._epochs.get(name), self.seqs.get(name)
+            if name.startswith("book:"):
+                book = books.get(name) if books is not None else None
+                seq = book.seq if book is not None and book.resumable else None
             if epoch is not None and seq is not None:
                 found[name] = {"epoch": epoch, "seq": seq}
         return found

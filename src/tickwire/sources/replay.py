@@ -175,7 +175,9 @@ class ReplaySource:
         self.finished = False
         self.bad_frames = 0
         self.skipped_frames = 0  # frames of streams no parser knows (a capture's bookTicker, aggTrade)
-        self.books = BookFeed(emit=self._emit, status=self._status, on_request=self._snapshot_wanted)
+        self.books = BookFeed(
+            emit=self._emit, status=self._status, on_request=self._snapshot_wanted, precision=self._precision
+        )
         self._held: dict[str, tuple[str, int]] = {}  # symbol -> a recorded snapshot nobody asked for yet
 
     @classmethod
@@ -312,6 +314,12 @@ class ReplaySource:
     def _book_snapshot(self, symbol: str, body: str, t: int) -> None:
         if not self.books.snapshot(symbol, body.encode(), t):
             self._held[symbol] = (body, t)
+
+    def _precision(self, symbol: str) -> tuple[int, int]:
+        """The most decimals the capture has for ``symbol`` (no ``exchangeInfo`` in a capture):
+        never fewer than a later diff carries, so no quantity is rounded (replay_history.py)."""
+        precision = self._capture_history().precision(symbol)
+        return precision.price, precision.qty
 
     def _snapshot_wanted(self, symbol: str) -> None:
         # not from inside the engine's own call: it answers on the next loop turn

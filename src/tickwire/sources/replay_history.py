@@ -6,7 +6,12 @@ that carried it, so the replay can answer with the candles played so far,
 as the venue would have at that moment; and, per symbol, the most decimals
 seen in its prices and quantities. A capture has no ``exchangeInfo``, so
 that precision is an estimate: Binance pads every number to 8 decimals, and
-the trailing zeros are dropped before counting.
+the trailing zeros are dropped before counting. Book levels (diffs and REST
+snapshots) count too: the replay's book engine takes this precision, since
+one from the first snapshot's digits alone would round a later diff's
+quantity with more decimals (a real capture has one: 25.426189 after a
+snapshot of 5 decimals), and a book must never show a quantity the venue
+did not send.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import msgspec
 from ..errors import UpstreamError
 from ..events import Depth, Event, Kline, Ticker, Trade
 from ..marketdata import Precision, decimals
+from .binance.bookparse import is_book_stream, parse_diff, parse_rest_book
 from .binance.parse import DataFrame, Normalizer, parse_frame, parse_rest_kline, stream_kind, symbol_of_stream
 
 
@@ -64,7 +70,7 @@ class CaptureHistory:
         return self._precision.get(symbol, _UNSEEN)
 
 
-def _events(records: Iterable[Capture]) -> Iterator[tuple[int, Event]]:
+def _events(records: Iterable[Capture]) -> Iterator[tuple[int, Event | _BookLevels]]:
     norm = Normalizer()  # parse only: no de-duplication state is kept by parse()
     for index, record in enumerate(records):
         try:
@@ -75,8 +81,18 @@ def _events(records: Iterable[Capture]) -> Iterator[tuple[int, Event]]:
             yield index, event
 
 
-def _event(norm: Normalizer, record: Capture) -> Event | None:
+class _BookLevels(msgspec.Struct, frozen=True):
+    """Levels of a book diff or REST snapshot: only their digits matter here."""
+
+    symbol: str
+    levels: tuple[tuple[Decimal, Decimal], ...]
+
+
+def _event(norm: Normalizer, record: Capture) -> Event | _BookLevels | None:
     if record.rest is not None and record.body is not None:
+        if is_book_stream(record.rest):
+            book = parse_rest_book(record.body.encode())
+            return _BookLevels(symbol_of_stream(record.rest), book.bids + book.asks)
         if stream_kind(record.rest) != "kline":
             return None  # only candles are history; a REST ticker or book is one value
         interval = record.rest.partition("@kline_")[2]
@@ -84,12 +100,17 @@ def _event(norm: Normalizer, record: Capture) -> Event | None:
     if record.ws is not None:
         frame = parse_frame(record.ws)
         if isinstance(frame, DataFrame):
+            if is_book_stream(frame.stream):
+                diff = parse_diff(frame.data)
+                return _BookLevels(diff.symbol, diff.bids + diff.asks)
             return norm.parse(frame.stream, frame.data, record.t)
     return None
 
 
-def _numbers(event: Event) -> tuple[list[Decimal], list[Decimal]]:
+def _numbers(event: Event | _BookLevels) -> tuple[list[Decimal], list[Decimal]]:
     """(prices, quantities) an event carries."""
+    if isinstance(event, _BookLevels):
+        return [p for p, _ in event.levels], [q for _, q in event.levels]
     if isinstance(event, Trade):
         return [event.price], [event.quantity]
     if isinstance(event, Kline):

@@ -1,7 +1,7 @@
 """One symbol's local order book, kept in sequence with the venue: a pure state machine.
 
 Binance's procedure (web-socket-streams.md, "How to manage a local order book
-correctly", as corrected 2025-11-12; docs/book-binance.md says why each rule):
+correctly", as corrected 2025-11-12; docs/book.md, "The engine", says why each rule):
 
 Rule 1. Buffer the diff events; fetch a snapshot only once a diff is buffered
         (its ``U`` is the sync point), and never drop the buffer while a
