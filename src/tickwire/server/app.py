@@ -109,6 +109,7 @@ class Gateway:
         )
         self.sessions: dict[Session, None] = {}
         self.flusher = Flusher(write_delay=settings.write_delay_ms / 1000, on_flush=self.stats.count_flush)
+        self.hub.hold = self.flusher.hold  # bursts of latest values conflate while writes are slow
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed = asyncio.Event()
         self.shutting_down = False
