@@ -40,11 +40,12 @@ from ..sources import Source, SourceKind
 from .accesslog import AccessLogger
 from .admission import ConnectionGuard, Rejection, client_address
 from .auth import Identity, Verifier
+from .heartbeat import Heartbeat
 from .market import add_market_routes
 from .metrics import CONTENT_TYPE, Metrics
 from .publish import ApiKeys, PublishApi
 from .workers import run_workers
-from .ws import WebSocket, WsTransport, release_http_state
+from .ws import SWEEP, WebSocket, WsTransport, release_http_state
 
 
 __all__ = ["CannotListen", "Gateway", "run", "serve"]
@@ -110,6 +111,7 @@ class Gateway:
         self.sessions: dict[Session, None] = {}
         self.flusher = Flusher(write_delay=settings.write_delay_ms / 1000, on_flush=self.stats.count_flush)
         self.hub.hold = self.flusher.hold  # bursts of latest values conflate while writes are slow
+        self.heartbeat = Heartbeat(settings.ping_interval)  # one ping sweep, no timer per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed = asyncio.Event()
         self.shutting_down = False
@@ -153,6 +155,7 @@ class Gateway:
 
     async def _on_cleanup(self, app: web.Application) -> None:
         self.flusher.cancel()
+        self.heartbeat.close()
         for task in list(self._tasks):
             task.cancel()
         await self.node.stop()
@@ -203,7 +206,7 @@ class Gateway:
     async def _connection(self, request: web.Request, address: str) -> web.StreamResponse:
         s = self.settings
         ws = WebSocket(
-            heartbeat=s.ping_interval,
+            heartbeat=None if SWEEP else s.ping_interval,
             max_msg_size=s.max_message_size,
             compress=False,
         )
@@ -238,12 +241,16 @@ class Gateway:
             self.stats.count_error(token_error.code)
             session.send(encode_error(token_error, wall_ms()))
         session.start()
+        if SWEEP:
+            transport.listen()
+            self.heartbeat.add(transport)
         try:
             await self._read(ws, session)
             if transport.closing_task is not None:  # our close code goes out, not the handler's 1000
                 with contextlib.suppress(Exception):
                     await asyncio.shield(transport.closing_task)
         finally:
+            self.heartbeat.discard(transport)
             await session.cleanup()
             del self.sessions[session]
             if not self.sessions:
