@@ -1,7 +1,9 @@
 """An upgraded connection keeps only what a WebSocket needs, and still works in full.
 
-The gateway drops aiohttp's HTTP/1 parser and empty request queue after the
-upgrade and keeps its close hook in a slot (docs/fanout.md, "Memory"). These
+The gateway drops aiohttp's HTTP/1 parser, its empty request queue and the
+101's headers after the upgrade, shares two writer objects no server
+WebSocket uses, pings from one sweep instead of a timer per connection, and
+keeps its close hook in a slot (docs/fanout.md, "Memory"). These
 reach into aiohttp's internals, so this test pins both the memory effect and
 that reading, heartbeats, errors and the close handshake still work.
 """
@@ -13,7 +15,7 @@ import json
 
 import aiohttp
 
-from tickwire.server.ws import WebSocket, WsTransport
+from tickwire.server.ws import _NO_MASK, _NO_TASKS, SWEEP, WebSocket, WsTransport
 
 from .helpers import Client, eventually, running_gateway
 
@@ -28,6 +30,15 @@ async def test_upgraded_connections_drop_the_http_parser_and_keep_working() -> N
         assert protocol._parser is None and len(protocol._messages) == 0
         ws = transport._ws
         assert isinstance(ws, WebSocket) and "on_too_big" not in vars(ws)  # a slot, not a dict key
+        assert len(ws.headers) == 0  # the 101's headers, sent
+        writer = ws._writer  # its two per-connection objects no server WebSocket uses are shared
+        assert (
+            writer is not None
+            and writer._background_tasks is _NO_TASKS
+            and writer.get_random_bits is _NO_MASK
+        )
+        if SWEEP:
+            assert ws._heartbeat_cb is None  # the gateway's one sweep pings instead
         # the connection still reads client frames, answers, streams data and survives heartbeats
         answers = await client.subscribe("price:BTCUSDT")
         assert answers[0]["type"] == "subscribed"

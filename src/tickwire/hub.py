@@ -12,6 +12,8 @@ Theory of operation:
 * Latest-value publications are fanned out at most once per event-loop
   iteration per channel: a burst of 1,000 price updates within one
   iteration costs one push per subscriber, of the newest value, not 1,000.
+  While the node is busy writing (the flusher's :meth:`~.flusher.Flusher.hold`),
+  that fan-out waits a little longer, so a burst conflates into fewer writes.
   A final publication (trade, closed candle, private event) goes out at
   once; one arriving while a latest value of its channel is pending
   supersedes that value, so per-channel order always holds.
@@ -90,6 +92,8 @@ class Hub:
         history: the rings of channels that keep history (default: none).
         resume_window: seconds a channel with a ring stays after its last subscriber left.
         on_resume: called once per ``since`` answered, with ``recovered`` or the reason.
+        hold: seconds to hold latest values before the next fan-out (the flusher's pace,
+            :meth:`~.flusher.Flusher.hold`; asked once per iteration with latest values).
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class Hub:
         history: History | None = None,
         resume_window: float = 0.0,
         on_resume: Callable[[str], None] | None = None,
+        hold: Callable[[], float] | None = None,
     ) -> None:
         self._bus = bus
         self._channels: dict[str, _Channel] = {}
@@ -110,6 +115,7 @@ class Hub:
         self._clock_ms = clock_ms
         self._dirty: list[_Channel] = []
         self._flush_handle: asyncio.Handle | None = None
+        self.hold = hold  # the gateway sets it to its flusher's pace
         self.history = history if history is not None else History.none()
         self._resume_window = resume_window
         self._on_resume = on_resume
@@ -297,7 +303,9 @@ class Hub:
         state.dirty = True
         self._dirty.append(state)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            delay = self.hold() if self.hold is not None else 0.0
+            self._flush_handle = loop.call_later(delay, self._flush) if delay else loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Fan out the newest value of every channel that got one this iteration."""

@@ -40,11 +40,12 @@ from ..sources import Source, SourceKind
 from .accesslog import AccessLogger
 from .admission import ConnectionGuard, Rejection, client_address
 from .auth import Identity, Verifier
+from .heartbeat import Heartbeat
 from .market import add_market_routes
 from .metrics import CONTENT_TYPE, Metrics
 from .publish import ApiKeys, PublishApi
 from .workers import run_workers
-from .ws import WebSocket, WsTransport, release_http_state
+from .ws import SWEEP, WebSocket, WsTransport, release_http_state
 
 
 __all__ = ["CannotListen", "Gateway", "run", "serve"]
@@ -52,6 +53,7 @@ __all__ = ["CannotListen", "Gateway", "run", "serve"]
 logger = logging.getLogger("tickwire.server")
 
 _ALPHABET = string.ascii_lowercase + string.digits
+_ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)  # where ``async for`` over a WebSocket stops
 
 
 class Gateway:
@@ -109,6 +111,8 @@ class Gateway:
         )
         self.sessions: dict[Session, None] = {}
         self.flusher = Flusher(write_delay=settings.write_delay_ms / 1000, on_flush=self.stats.count_flush)
+        self.hub.hold = self.flusher.hold  # bursts of latest values conflate while writes are slow
+        self.heartbeat = Heartbeat(settings.ping_interval)  # one ping sweep, no timer per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed = asyncio.Event()
         self.shutting_down = False
@@ -152,6 +156,7 @@ class Gateway:
 
     async def _on_cleanup(self, app: web.Application) -> None:
         self.flusher.cancel()
+        self.heartbeat.close()
         for task in list(self._tasks):
             task.cancel()
         await self.node.stop()
@@ -188,7 +193,7 @@ class Gateway:
 
     def _token_identity(self, request: web.Request) -> tuple[Identity | None, ProtocolError | None]:
         """The identity of ``?token=``, or the error to send after ``connected``."""
-        token = request.query.get("token")
+        token = request.rel_url.query.get("token")  # not request.query: it caches a copy per request
         if token is None:
             return None, None
         if self.verifier is None:
@@ -202,7 +207,7 @@ class Gateway:
     async def _connection(self, request: web.Request, address: str) -> web.StreamResponse:
         s = self.settings
         ws = WebSocket(
-            heartbeat=s.ping_interval,
+            heartbeat=None if SWEEP else s.ping_interval,
             max_msg_size=s.max_message_size,
             compress=False,
         )
@@ -213,7 +218,7 @@ class Gateway:
         except ConnectionResetError:  # the client gave up mid-handshake (a reconnect storm's retries)
             logger.debug("handshake abandoned by %s", address)
             return web.Response(status=400)  # aiohttp's write of it meets the reset quietly
-        release_http_state(request)
+        release_http_state(request, ws)
         transport = WsTransport(ws, request, self._tasks)
         session = Session(
             self._client_id(),
@@ -241,12 +246,16 @@ class Gateway:
             self.stats.count_error(token_error.code)
             session.send(encode_error(token_error, wall_ms()))
         session.start()
+        if SWEEP:
+            transport.listen()
+            self.heartbeat.add(transport)
         try:
             await self._read(ws, session)
             if transport.closing_task is not None:  # our close code goes out, not the handler's 1000
                 with contextlib.suppress(Exception):
                     await asyncio.shield(transport.closing_task)
         finally:
+            self.heartbeat.discard(transport)
             await session.cleanup()
             del self.sessions[session]
             if not self.sessions:
@@ -260,7 +269,10 @@ class Gateway:
         return ws
 
     async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
-        async for msg in ws:
+        while True:  # not ``async for``: one coroutine frame less per idle connection
+            msg = await ws.receive()
+            if msg.type in _ENDS:
+                return
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await session.receive(msg.data)
             elif msg.type is WSMsgType.ERROR:
