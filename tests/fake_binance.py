@@ -618,7 +618,9 @@ async def binance_gateway(
     async with contextlib.AsyncExitStack() as own:
         if fake is None:
             fake = await own.enter_async_context(FakeBinance())
-        async with running_gateway(source=fast_source(fake, **changes), linger=0.2, resume_window=0.2) as gateway:
+        async with running_gateway(
+            source=fast_source(fake, **changes), linger=0.2, resume_window=0.2
+        ) as gateway:
             yield gateway, fake
 
 
