@@ -65,6 +65,10 @@ class Conn(WSListener):
         elif frame.msg_type is WSMsgType.CLOSE:
             self.closed = frame.get_close_code() or 1005  # type: ignore[assignment]
 
+    def subscribe(self, url: str, channels: list[str]) -> bytes:
+        """The subscribe message this connection sends once open (W7's listener adds ``since``)."""
+        return json.dumps({"type": "subscribe", "channels": channels}).encode()
+
 
 def _small_rcvbuf(parsed: Any) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -78,8 +82,17 @@ class _Worker:
         self.lat: list[int] = []
         self.base_frames = 0
 
-    async def connect(self, url: str, specs: list[list[str]], sample_every: int, stall: list[int]) -> int:
-        """Open one connection per spec (its channels) and subscribe; returns how many are ready."""
+    async def connect(
+        self, url: str, specs: list[list[str]], sample_every: int, stall: list[int], listener: str = "count"
+    ) -> int:
+        """Open one connection per spec (its channels) and subscribe; returns how many are ready.
+
+        ``listener`` names the connection class: ``count`` (:class:`Conn`), or one of
+        :data:`bench.listeners.LISTENERS` (W6, W7).
+        """
+        from .listeners import LISTENERS
+
+        make = Conn if listener == "count" else LISTENERS[listener]
         sem = asyncio.Semaphore(64)
         start = len(self.conns)
         stall_set = {start + s for s in stall}
@@ -93,7 +106,7 @@ class _Worker:
                     try:
                         factory = _small_rcvbuf if k in stall_set else None
                         _, conn = await ws_connect(
-                            lambda: Conn(sample, lat), url, socket_factory=factory, enable_auto_pong=True
+                            lambda: make(sample, lat), url, socket_factory=factory, enable_auto_pong=True
                         )
                         break
                     except Exception:  # refused, reset, handshake timeout: retry
@@ -101,8 +114,7 @@ class _Worker:
                 else:
                     return None
             assert isinstance(conn, Conn) and conn.transport is not None
-            msg = json.dumps({"type": "subscribe", "channels": channels}).encode()
-            conn.transport.send(WSMsgType.TEXT, msg)
+            conn.transport.send(WSMsgType.TEXT, conn.subscribe(url, channels))
             deadline = time.monotonic() + 30
             while conn.acks < len(channels) and time.monotonic() < deadline:  # noqa: ASYNC110 - polled by design
                 await asyncio.sleep(0.05)
@@ -154,7 +166,13 @@ async def _serve(pipe: Connection) -> None:
         reply: Any = None
         if op == "connect":
             stalled = stalled + [len(worker.conns) + k for k in cmd.get("stall", [])]
-            reply = await worker.connect(cmd["url"], cmd["specs"], cmd["sample_every"], cmd.get("stall", []))
+            reply = await worker.connect(
+                cmd["url"],
+                cmd["specs"],
+                cmd["sample_every"],
+                cmd.get("stall", []),
+                cmd.get("listener", "count"),
+            )
         elif op == "reset":
             worker.reset()
         elif op == "collect":
@@ -165,6 +183,10 @@ async def _serve(pipe: Connection) -> None:
         elif op == "exit":
             pipe.send(None)
             return
+        else:  # the workloads' own operations (W6 tallies, W7 drops and resumes)
+            from .listeners import handle
+
+            reply = await handle(worker.conns, cmd)
         pipe.send(reply)
 
 
@@ -203,8 +225,9 @@ class Workers:
         return out
 
     def connect(
-        self, url: str, specs: list[list[str]], *, sample_every: int, stall: frozenset[int] = frozenset()
-    ) -> int:
+        self, url: str, specs: list[list[str]], *, sample_every: int, stall: frozenset[int] = frozenset(),
+        listener: str = "count",
+    ) -> int:  # fmt: skip
         n = len(self.pipes)
         parts: list[list[list[str]]] = [[] for _ in range(n)]
         stalls: list[list[int]] = [[] for _ in range(n)]
@@ -213,13 +236,24 @@ class Workers:
                 stalls[k % n].append(len(parts[k % n]))
             parts[k % n].append(spec)
         cmds = [
-            {"op": "connect", "url": url, "specs": p, "sample_every": sample_every, "stall": s}
+            {
+                "op": "connect",
+                "url": url,
+                "specs": p,
+                "sample_every": sample_every,
+                "stall": s,
+                "listener": listener,
+            }
             for p, s in zip(parts, stalls, strict=True)
         ]
         return sum(self._all(cmds, timeout=300))
 
     def reset(self) -> None:
         self._all([{"op": "reset"}] * len(self.pipes))
+
+    def each(self, cmd: dict[str, Any], timeout: float = 120) -> list[Any]:
+        """Send ``cmd`` to every worker; their replies, in worker order."""
+        return self._all([cmd] * len(self.pipes), timeout=timeout)
 
     def collect(self) -> dict[str, Any]:
         merged: dict[str, Any] = {

@@ -18,101 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
+
+from .procs import processes, start_node, start_redis
 
 
 __all__ = ["main"]
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # answering (503 while the leader warms up is fine)
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer")
-
-
-@contextlib.contextmanager
-def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        yield procs
-    finally:
-        for p in reversed(procs):  # gateways first, Redis last
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-
-
-def _start_redis(procs: list[subprocess.Popen[bytes]], directory: str) -> str:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed (make system-deps)")
-    port = _free_port()
-    args = [
-        exe,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        directory,
-    ]
-    procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    raise TimeoutError("redis-server did not start")
-
-
-def _start_node(procs: list[subprocess.Popen[bytes]], role: str, redis_url: str) -> str:
-    port = _free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "tickwire",
-        "serve",
-        "--role",
-        role,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    args += ["--redis-url", redis_url, "--log-level", "warning", "--max-connections", "100000"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
-    procs.append(subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL))
-    return f"127.0.0.1:{port}"
 
 
 async def _client(url: str, channels: list[str], counts: list[int], stop: asyncio.Event) -> None:
@@ -148,12 +63,10 @@ async def _measure(gateways: list[str], clients: int, channels: list[str], secon
 
 def run_once(gateway_count: int, clients: int, symbols: int, seconds: float) -> float:
     channels = [f"{kind}:{s}" for s in SYMBOLS[:symbols] for kind in ("depth", "price", "trades")]
-    with tempfile.TemporaryDirectory() as directory, _processes() as procs:
-        redis_url = _start_redis(procs, directory)
-        ingest = _start_node(procs, "ingest", redis_url)
-        gateways = [_start_node(procs, "gateway", redis_url) for _ in range(gateway_count)]
-        for address in [ingest, *gateways]:
-            _wait_http(f"http://{address}/health")
+    with tempfile.TemporaryDirectory() as directory, processes() as procs:
+        redis_url = start_redis(procs, directory)
+        start_node(procs, "ingest", redis_url)
+        gateways = [start_node(procs, "gateway", redis_url).address for _ in range(gateway_count)]
         return asyncio.run(_measure(gateways, clients, channels, seconds))
 
 

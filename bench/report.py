@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from .sections import w6_section, w7_section
 from .targets import evaluate, step_at
 
 
@@ -142,6 +143,10 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
                 f"| {_f(r['drain_p99_ms'])} | {_f(r['drain_p50_ms'])} | {_f(r['cpu_ms'], 0)} |"
             )
         lines.append("")
+    if "W6" in results and "tickwire" in results["W6"]:
+        lines += w6_section(results["W6"]["tickwire"])
+    if "W7" in results and "tickwire" in results["W7"]:
+        lines += w7_section(results["W7"]["tickwire"])
     lines += _targets_section(results, env)
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in _plots(out, results)), ""]
     analysis = out / "ANALYSIS.md"

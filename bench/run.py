@@ -1,4 +1,4 @@
-"""The workloads W1..W5 (issues 6 and 12) against tickwire, the floor and two peers, and the measurements.
+"""The workloads W1..W7 (issues 6, 12, 13 and 14) against tickwire, the floor and two peers, and the measurements.
 
 Every server under test runs in its own process, fed by the same fake
 upstream schedule (:mod:`bench.feed`); the clients run in separate worker
@@ -6,6 +6,9 @@ processes (:mod:`bench.loadgen`). Per step we measure deliveries/s,
 delivered vs offered, the server's CPU (user+sys from ``/proc``) per
 delivered update, end-to-end latency from event time to client receipt, and
 RSS. Everything listens on 127.0.0.1 and every step is bounded in time.
+W6 (order books from a real capture, :mod:`bench.books`) and W7 (a reconnect
+storm with resume, :mod:`bench.storm`) are tickwire's alone and start
+``tickwire serve`` processes of their own.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .books import w6
 from .loadgen import Workers
+from .storm import w7
 
 
 __all__ = ["main"]
@@ -34,6 +39,7 @@ ROOT = HERE.parent
 SERVERS = ("tickwire", "floor", "websockets", "node")
 # the floor peer answers the fan-out questions (W1, W2, W4, W5); idle memory (W3) is aiohttp's alone
 SKIP = {"floor": {"W3"}}
+TICKWIRE_ONLY = {"W6", "W7"}  # features the peers do not have: books, resume
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -52,6 +58,12 @@ class Scale:
     w4_rate: int = 400
     w4_seconds: float = 10.0
     w5_clients: int = 1000
+    w6_clients: int = 1000  # on book:BTCUSDT:20 (and as many + w6_deep on depth: and book:10)
+    w6_deep: int = 100  # on book:BTCUSDT:1000
+    w6_seconds: float = 25.0  # of the capture's 90 s
+    w7_clients: int = 1000
+    w7_warm: float = 4.0  # live data before the storm; its second half measures the CPU at rest
+    w7_outage: float = 1.0  # seconds between the sockets closing and the reconnects
     step: float = 2.0
     warmup: float = 0.5
     workers: int = 2
@@ -63,7 +75,8 @@ class Scale:
         return cls(
             quick=True, w1_clients=100, w1_rates=(50, 100, 800), w2_clients=300, w2_channels=20,
             w2_rates=(200, 800), w3_levels=(100, 300), w4_clients=100, w4_rate=200, w4_seconds=1.5,
-            w5_clients=100, step=0.7, warmup=0.2, workers=1,
+            w5_clients=100, w6_clients=40, w6_deep=5, w6_seconds=1.5, w7_clients=40, w7_warm=1.2,
+            w7_outage=0.3, step=0.7, warmup=0.2, workers=1,
         )  # fmt: skip
 
 
@@ -412,7 +425,7 @@ def w5(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
         server.stop()
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
 
 
 # -- main ----------------------------------------------------------------------------
@@ -433,7 +446,10 @@ def ensure_node_peer() -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
-    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", "W1,W2,W3,W4,W5"))
+    parser.add_argument(
+        "--only", default=os.environ.get("BENCH_ONLY", ",".join(WORKLOADS)),
+        help="workloads to run, e.g. W6,W7 (books and resume, tickwire only)",
+    )  # fmt: skip
     parser.add_argument("--servers", default=os.environ.get("BENCH_SERVERS", ",".join(SERVERS)))
     parser.add_argument("--out", default=os.environ.get("BENCH_OUT", str(HERE)), help="where RESULTS.md goes")
     parser.add_argument("--note", default=os.environ.get("BENCH_NOTE", ""), help="a line for RESULTS.md")
@@ -462,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in only:
             log(f"{name}: {WORKLOADS[name].__doc__}")
             kinds = [k for k in servers if name not in SKIP.get(k, ())]
+            if name in TICKWIRE_ONLY:
+                kinds = [k for k in kinds if k == "tickwire"]
             if name == "W1" and "tickwire" in kinds:
                 kinds.insert(kinds.index("tickwire") + 1, "tickwire-1f")
             results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}

@@ -13,12 +13,17 @@ import os
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.capture import with_partial_depth
 from bench.pyspy import summarise
+from bench.storm import CONFIGS
 from bench.targets import TARGETS, evaluate
+
+from .test_binance_book_captures import rebuild
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,3 +163,66 @@ def test_profile_summary_self_and_total_with_and_without_native_frames() -> None
     assert every.total_counts["loop (a.py:5)"] == 9
     python = summarise(raw, python_only=True)
     assert python.self_counts == [("loop (a.py:5)", 9), ("encode (b.py:9)", 1)]
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(120)
+def test_bench_books_and_resume_quick(tmp_path: Path) -> None:
+    """W6 and W7 (issues 13 and 14) at smoke scale: books from the capture, a resume storm."""
+    _bench(tmp_path, "--only", "W6,W7", "--servers", "tickwire", timeout=110)
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert set(results) == {"W6", "W7"} and set(results["W6"]) == set(results["W7"]) == {"tickwire"}
+
+    w6 = results["W6"]["tickwire"]
+    assert set(w6["runs"]) == {"book", "depth", "book10"}
+    # every run's clients got data from the capture, and the node's CPU was measured against it
+    for run in w6["runs"].values():
+        assert run["delivered"] > 0 and run["cpu_us_per_msg"] is not None
+    book = w6["runs"]["book"]["channels"]
+    assert set(book) == {"book:BTCUSDT:20", "book:BTCUSDT:1000"}
+    depth = w6["runs"]["depth"]["channels"]["depth:BTCUSDT"]
+    ten = w6["runs"]["book10"]["channels"]["book:BTCUSDT:10"]
+    for row in (*book.values(), depth, ten):
+        assert row["delivered"] > 0 and row["bytes_per_msg"] > 0 and row["closed"] == 0
+    # the same 10 levels: a book diff carries what changed, a depth message all of them
+    assert ten["bytes_per_diff"] < depth["bytes_per_msg"]
+    # a deeper window changes on more upstream diffs and carries more of each
+    assert book["book:BTCUSDT:1000"]["bytes_per_diff"] > book["book:BTCUSDT:20"]["bytes_per_diff"]
+
+    w7 = results["W7"]["tickwire"]
+    assert set(w7) == set(CONFIGS)
+    for config, r in w7.items():
+        assert r["reconnected"] == r["clients"] == r["live"] == 40, config
+        assert r["recovered"] + r["not_recovered"] == 2 * r["clients"]  # two channels each
+        assert r["gaps"] == 0 and r["repeats"] == 0, config  # nothing lost or twice after a resume
+    # back on the gateway it had, every client resumes its trades with the missed ones replayed
+    for config in ("memory", "redis-same"):
+        assert w7[config]["outcomes"].get("trades:recovered") == 40, w7[config]["outcomes"]
+        assert w7[config]["replayed"] > 0
+
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "## W6: order books" in text and "| book | `book:BTCUSDT:20` | 40 |" in text
+    assert "## W7: reconnect storm" in text and "| memory | 40/40 |" in text
+
+
+def test_derived_partial_depth_is_the_top_of_the_bridged_book(tmp_path: Path) -> None:
+    counts = with_partial_depth(tmp_path / "capture.jsonl")
+    partials = [
+        json.loads(json.loads(line)["ws"])["data"]
+        for line in (tmp_path / "capture.jsonl").read_text().splitlines()
+        if "@depth10@100ms" in line
+    ]
+    # one at the snapshot, then one per diff applied after it (SOURCES.md: 896 diffs, the snapshot
+    # bridged by the third)
+    assert len(partials) == counts["partials"] > 800
+    ids = [p["lastUpdateId"] for p in partials]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    # each equals the top 10 of the book rebuilt from the raw files at the same update id
+    top: dict[int, tuple[list[Any], list[Any]]] = {}
+    for last, book_bids, book_asks in rebuild("hftbacktest_spot_btcusdt_20240808", "BTCUSDT"):
+        top[last] = (sorted(book_bids.items(), reverse=True)[:10], sorted(book_asks.items())[:10])
+    for p in partials:
+        bids = [(Decimal(price), Decimal(qty)) for price, qty in p["bids"]]
+        asks = [(Decimal(price), Decimal(qty)) for price, qty in p["asks"]]
+        assert (bids, asks) == top[p["lastUpdateId"]]
+        assert len(bids) == len(asks) == 10 and bids[0][0] < asks[0][0]

@@ -67,12 +67,20 @@ async def test_slots_are_granted_by_priority() -> None:
 
     first = asyncio.create_task(take(Priority.OTHER))
     await eventually(lambda: order == [Priority.OTHER], what="the first slot")
-    late = [Priority.OTHER, Priority.REFRESH, Priority.FIRST_SYNC, Priority.RESYNC]
+    late = [Priority.OTHER, Priority.REFRESH, Priority.FIRST_SYNC, Priority.BACKFILL, Priority.RESYNC]
     tasks = [asyncio.create_task(take(p)) for p in late]
-    await eventually(lambda: budget.waiting == 4, what="four waiters")
+    await eventually(lambda: budget.waiting == 5, what="five waiters")
     hold.set()
     await asyncio.gather(first, *tasks)
-    assert order == [Priority.OTHER, Priority.RESYNC, Priority.FIRST_SYNC, Priority.REFRESH, Priority.OTHER]
+    first_come, *by_priority = order
+    assert first_come is Priority.OTHER
+    assert by_priority == [
+        Priority.RESYNC,
+        Priority.BACKFILL,
+        Priority.FIRST_SYNC,
+        Priority.REFRESH,
+        Priority.OTHER,
+    ]
 
 
 async def test_at_most_four_requests_run_at_once() -> None:

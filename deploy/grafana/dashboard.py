@@ -323,6 +323,89 @@ def _bus(g: _Layout) -> None:
     )
 
 
+def _books(g: _Layout) -> None:
+    g.row("Order books")
+    held = (f"sum by (instance) (tickwire_books_held{{{SEL}}})", "{{instance}}")
+    g.add(timeseries("Books held", held), w=6)
+    g.add(
+        timeseries(
+            "Levels per book (p50 / max)",
+            (f"histogram_quantile(0.5, sum by (le) (tickwire_book_levels_bucket{{{SEL}}}))", "p50"),
+            (f"max(tickwire_book_levels_gsum{{{SEL}}} / tickwire_book_levels_gcount{{{SEL}}})", "mean"),
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "Book resyncs (per 5 min) by reason",
+            (f"sum by (reason) (increase(tickwire_book_resyncs_total{{{SEL}}}[5m]))", "{{reason}}"),
+            desc="A gap, a crossed book or a failed bridge: the symbol's channels were stale until a reset.",
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "Snapshots instead of queued diffs /s",
+            (f"sum(rate(tickwire_book_snapshots_instead_of_diffs_total{{{SEL}}}[{RI}]))", "snapshots"),
+            unit="ops",
+            desc="Slow clients whose backlog of book diffs was replaced by one snapshot (the state class).",
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "REST weight",
+            (f"max by (source) (tickwire_upstream_rest_weight_used{{{SEL}}})", "used/min {{source}}"),
+            (
+                f"sum by (source) (rate(tickwire_book_snapshot_weight_total{{{SEL}}}[{RI}])) * 60",
+                "book snapshots/min {{source}}",
+            ),
+            desc="X-MBX-USED-WEIGHT-1M as the venue last reported it, and what book snapshots spend.",
+        ),
+        w=24,
+        h=6,
+    )
+
+
+def _resume(g: _Layout) -> None:
+    g.row("Resume, history, throttle, backfill")
+    g.add(
+        timeseries(
+            "Resumes (per 5 min) by result",
+            (f"sum by (result) (increase(tickwire_resumes_total{{{SEL}}}[5m]))", "{{result}}"),
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "History held",
+            (f"sum by (instance) (tickwire_history_bytes{{{SEL}}})", "bytes {{instance}}"),
+            (f"sum by (instance) (tickwire_history_entries{{{SEL}}})", "frames {{instance}}"),
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "Throttled frames superseded /s",
+            (f"sum by (kind) (rate(tickwire_throttled_messages_total{{{SEL}}}[{RI}]))", "{{kind}}"),
+            unit="ops",
+        ),
+        w=6,
+    )
+    g.add(
+        timeseries(
+            "Upstream backfill (per 5 min)",
+            (f"sum by (source) (increase(tickwire_backfill_runs_total{{{SEL}}}[5m]))", "runs {{source}}"),
+            (
+                f"sum by (result) (increase(tickwire_backfill_messages_total{{{SEL}}}[5m]))",
+                "messages {{result}}",
+            ),
+            (f"sum by (source) (increase(tickwire_backfill_gaps_lost_total{{{SEL}}}[5m]))", "gaps lost"),
+        ),
+        w=6,
+    )
+
+
 def _process(g: _Layout) -> None:
     g.row("Process")
     g.add(
@@ -393,7 +476,7 @@ def _variables() -> list[dict[str, Any]]:
 def build() -> dict[str, Any]:
     """The dashboard as a dict (Grafana 10+ JSON model)."""
     g = _Layout()
-    for section in (_connections, _throughput, _latency, _slow, _upstream, _bus, _process):
+    for section in (_connections, _throughput, _latency, _slow, _upstream, _books, _resume, _bus, _process):
         section(g)
     return {
         "uid": "tickwire",

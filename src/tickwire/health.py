@@ -34,3 +34,7 @@ class SourceHealth(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=T
     book_resyncs: dict[str, int] = {}  # order book resyncs since start, by reason (gap, crossed, ...)
     rest_weight_used: int = 0  # REST request weight used this minute, per the venue's last answer
     snapshot_weight: int = 0  # REST request weight spent on order book snapshots since start
+    backfill_runs: int = 0  # upstream gaps backfilled over REST since start (sources/binance/backfill.py)
+    backfill_filled: int = 0  # events those backfills published
+    backfill_lost: int = 0  # backfills that could not fill their whole gap (the live status says what)
+    backfill_duplicates: int = 0  # buffered live events dropped: a backfill had published them

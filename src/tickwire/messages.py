@@ -250,7 +250,7 @@ class UpstreamGap(msgspec.Struct, frozen=True):
 class Status(Msg, frozen=True, tag="status"):
     """The upstream behind ``channel`` went down (``stale``) or came back (``live``).
 
-    ``gap`` on ``live``: what the outage lost and REST could not fill (docs/backfill.md).
+    ``gap`` on ``live``: what the outage lost and REST could not fill (docs/resume.md, "Upstream backfill").
     """
 
     channel: str

@@ -26,7 +26,7 @@ class ChannelStatus(msgspec.Struct, frozen=True, array_like=True):
     """The upstream behind ``channel`` went down (``live=False``) or came back.
 
     ``gap`` (on ``live`` only) is what the outage lost for good, inclusive:
-    trade ids, or candle open times in ms (docs/backfill.md).
+    trade ids, or candle open times in ms (docs/resume.md, "Upstream backfill").
     """
 
     channel: str

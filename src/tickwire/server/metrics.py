@@ -10,8 +10,9 @@ docs/operations.md.
 What is read from other components, at scrape time:
 
 * ``source.health()``, a :class:`~tickwire.health.SourceHealth`: ``live``,
-  ``connections``, ``reconnects``, ``stale_streams``, ``rest_calls`` and
-  ``rest_limited`` (a source without a counter leaves it at 0).
+  ``connections``, ``reconnects``, ``stale_streams``, ``rest_calls``,
+  ``rest_limited`` and the ``backfill_*`` counters (a source without a
+  counter leaves it at 0).
 * ``bus.health()``, a :class:`~tickwire.bus.BusHealth`: ``connected`` and
   ``reconnects``; the label is ``bus.name``.
 * each session's ``queued`` (frames in its outbox), for the outbox-depth
@@ -325,6 +326,7 @@ class _GatewayCollector(Collector):
             health.rest_limited,
         )
         yield from _book_metrics(health, gauge, counter)
+        yield from _backfill_metrics(health, counter)
 
     def _bus_metrics(self) -> Iterator[Metric]:
         if self._bus is None:
@@ -402,6 +404,26 @@ def _book_metrics(
         "tickwire_book_snapshot_weight",
         "REST request weight spent on order book snapshots.",
         health.snapshot_weight,
+    )
+
+
+def _backfill_metrics(
+    health: SourceHealth, counter: Callable[[str, str, float], CounterMetricFamily]
+) -> Iterator[Metric]:
+    """The source's upstream backfill (sources/binance/backfill.py); 0 for a source without one."""
+    yield counter("tickwire_backfill_runs", "Upstream gaps backfilled over REST.", health.backfill_runs)
+    messages = CounterMetricFamily(
+        "tickwire_backfill_messages",
+        "Backfilled events: published from REST (filled), or live copies dropped (duplicate).",
+        labels=["source", "result"],
+    )
+    messages.add_metric([health.source, "filled"], health.backfill_filled)
+    messages.add_metric([health.source, "duplicate"], health.backfill_duplicates)
+    yield messages
+    yield counter(
+        "tickwire_backfill_gaps_lost",
+        "Backfills that could not fill their whole gap (the live status reports the rest).",
+        health.backfill_lost,
     )
 
 

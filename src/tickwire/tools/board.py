@@ -111,6 +111,8 @@ class Board:
             case client.Gap():
                 self.gaps += 1
                 self._event(msg.channel, msg)
+            case client.Recovered() | client.NotRecovered():  # after a reconnect: one line per channel
+                self._event(msg.channel, msg)
             case client.Signal() | client.Order() | client.Portfolio() | client.Account() | client.Error():
                 self._event(channel or "error", msg)
             case _:

@@ -101,6 +101,10 @@ def describe(msg: client.Message, previous: Decimal | None = None) -> Text:
                 line.append(f" ({msg.reason})", style="yellow")
         case client.Gap():
             line.append(f"gap: {msg.missed} missed (seq {msg.after} -> {msg.seq})", style="yellow")
+        case client.Recovered():
+            line.append(f"resumed {msg.replayed}", style="green")
+        case client.NotRecovered():
+            line.append(f"not recovered: {msg.reason}", style="bold yellow")
         case client.Error():
             line.append(f"{msg.code}: {msg.message}", style="bold red")
         case client.Disconnected():

@@ -4,7 +4,9 @@ Sections appear for the channel kinds being watched: prices and tickers
 (rises green, falls red), the current candle of each klines channel with a
 sparkline of recent closes, the top of each depth channel, the ladder of
 each ``book:`` channel (:mod:`.ladder`), a trade tape, and recent events
-(signals, private events, status changes, gaps, errors). The header shows
+(signals, private events, status changes, gaps, errors, and after a
+reconnect how each channel resumed: "resumed N" or "not recovered:
+reason"). The header shows
 the connection, the upstream (live, stale, simulated) and message counts.
 rich is imported inside the functions: ``tickwire serve`` never loads it.
 """

@@ -114,6 +114,12 @@ const feed = new Feed({
   },
   onState: showConnection,
   onGap: (gap) => log.add("gap", `${gap.channel}: ${gap.missed} missed`, `seq ${gap.after} → ${gap.seq}`),
+  // a reconnect's subscribe carried `since`: what the gateway made of it, per channel
+  onResume: ({ channel, recovered, replayed, reason }) => {
+    log.add(recovered ? "resumed" : "lost", `${channel}: ${recovered ? `resumed ${replayed}` : `not recovered: ${reason}`}`);
+  },
+  // a book resumes only from a valid local copy: otherwise it wants the snapshot
+  resumable: (channel) => channel !== bookPanel.channel || bookPanel.resumable,
   onRtt: (ms) => {
     $("rtt").textContent = `rtt ${fmt(ms, ms < 10 ? 1 : 0)} ms`;
   },
@@ -157,6 +163,7 @@ function handle(msg, tag) {
         saveChannels();
       }
       showChip(msg.channel);
+      if (msg.channel === bookPanel.channel) bookPanel.acked(msg);
       log.add("subscribed", msg.channel);
       break;
     case "unsubscribed":

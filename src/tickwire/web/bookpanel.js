@@ -5,7 +5,8 @@
 // animation frame, so a burst of diffs costs one redraw. The panel says when
 // its book cannot be trusted (waiting for the snapshot after a gap or a
 // checksum mismatch, or the channel is stale): the ladder is then dimmed, never
-// patched up. State for tests and screens sits in data- attributes of the
+// patched up. A connection that drops pauses a book in step: the reconnect
+// resumes it (the gateway replays the diffs it missed, or sends a snapshot). State for tests and screens sits in data- attributes of the
 // panel: data-channel, data-seq, data-synced, data-checksum, data-resyncs.
 
 import { Book, cumulative } from "./book.js";
@@ -32,6 +33,7 @@ export class BookPanel {
   reset(channel) {
     this.book = channel ? new Book(channel) : null;
     this.note = "";
+    this.paused = false; // in step when the connection dropped: waiting for the resume
     this.title.textContent = channel || "order book";
     this.panel.dataset.channel = channel || "";
     this.ladderBox.replaceChildren(el("div", "empty", channel ? `waiting for ${channel}` : "choose a symbol and a depth"));
@@ -51,9 +53,22 @@ export class BookPanel {
     this.schedule();
   }
 
-  // the connection dropped: the book waits for the snapshot of the next one
+  // the connection dropped: a book in step waits for the reconnect's resume, any other for a snapshot
   invalidate() {
-    if (this.book) this.book.invalidate();
+    if (this.book && this.book.synced) this.paused = true;
+    else if (this.book) this.book.invalidate();
+    this.schedule();
+  }
+
+  // whether the reconnect may resume the book from its position: only a book in step
+  get resumable() {
+    return Boolean(this.book && this.book.synced);
+  }
+
+  // the `subscribed` ack of the panel's channel: a resume that failed means a snapshot follows
+  acked(msg) {
+    this.paused = false;
+    if (this.book && msg.wasRecovering && !msg.recovered) this.book.invalidate(`not recovered: ${msg.reason}`);
     this.schedule();
   }
 
@@ -68,13 +83,14 @@ export class BookPanel {
 
   draw() {
     const book = this.book;
-    const ok = Boolean(book && book.synced && !book.stale);
+    const ok = Boolean(book && book.synced && !book.stale && !this.paused);
     this.panel.dataset.synced = String(Boolean(book && book.synced));
     this.panel.dataset.seq = book && book.seq !== null ? String(book.seq) : "";
     this.panel.dataset.checksum = book && book.precision ? String(book.checksum()) : "";
     this.panel.dataset.resyncs = String(book ? book.resyncs : 0);
     this.panel.classList.toggle("untrusted", Boolean(book) && !ok);
-    this.status.textContent = !book ? "" : this.note ? `refused: ${this.note}` : book.stale ? `stale: ${book.stale}`
+    this.status.textContent = !book ? "" : this.note ? `refused: ${this.note}` : this.paused ? "paused: disconnected"
+      : book.stale ? `stale: ${book.stale}`
       : !book.synced ? (book.problem ? `resyncing (${book.problem})` : "waiting for the snapshot")
         : `seq ${book.seq} · checksum ok`;
     this.status.className = `book-status state-${ok ? "live" : "stale"}`;

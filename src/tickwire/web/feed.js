@@ -18,6 +18,16 @@
 // so the page learns the canonical name of what it asked for. The feed itself
 // gives tags no meaning; a tagged name keeps its tag while it waits for a
 // connection. Re-subscribes after a reconnect are untagged.
+//
+// Resume (docs/resume.md): the feed keeps (epoch, seq) per channel
+// (positions.js) and sends them as `since` with the subscribe of every
+// reconnect, for the channels `resumable(name)` allows (the page says no for
+// a book whose local copy is not valid: it wants the snapshot instead). The
+// gateway then replays what was missed, so the seq check goes on across the
+// drop; each ack of such a subscribe goes to `onResume` ({channel, recovered,
+// replayed} or {channel, recovered: false, reason}).
+
+import { Positions } from "./positions.js";
 
 const CLOSE_POLICY = {
   1001: "soon", // server restarting
@@ -35,11 +45,15 @@ export function wsUrl(token) {
 }
 
 export class Feed {
-  constructor({ onMessage, onState, onGap, onRtt = () => {}, minDelay = 500, maxDelay = 15000, longDelay = 10000, pingEvery = 5000 }) {
+  constructor({
+    onMessage, onState, onGap, onRtt = () => {}, onResume = () => {}, resumable = () => true, minDelay = 500, maxDelay = 15000, longDelay = 10000, pingEvery = 5000,
+  }) {
     this.onMessage = onMessage;
     this.onState = onState;
     this.onGap = onGap;
     this.onRtt = onRtt;
+    this.onResume = onResume;
+    this.resumable = resumable;
     this.minDelay = minDelay;
     this.maxDelay = maxDelay;
     this.longDelay = longDelay;
@@ -48,7 +62,7 @@ export class Feed {
     this.pending = new Map(); // name asked for while not connected, as given -> tag
     this.inflight = new Map(); // subscribe id -> {names, answers, tag}
     this.pings = new Map(); // ping id -> sent at (performance.now())
-    this.lastSeq = new Map();
+    this.positions = new Positions(); // channel -> (epoch, seq): `since` on reconnects, and the gap check
     this.channelStats = new Map(); // channel -> {count, gaps, missed, lastAt, seq}
     this.token = "";
     this.ws = null;
@@ -81,7 +95,8 @@ export class Feed {
     ws.onclose = (event) => this.closed(ws, event.code, event.reason);
   }
 
-  // on open: the remembered channels, untagged, and what waited, with its tag
+  // on open: the remembered channels, untagged, and what waited, with its tag; each
+  // with `since` for the channels whose position is known (none on a first open)
   resubscribe() {
     const batches = new Map(); // tag -> names
     const add = (name, tag) => {
@@ -91,7 +106,7 @@ export class Feed {
     for (const name of this.channels) if (!this.pending.has(name)) add(name, undefined);
     for (const [name, tag] of this.pending) add(name, tag);
     this.pending.clear();
-    for (const [tag, names] of batches) this.sendSubscribe(names, tag);
+    for (const [tag, names] of batches) this.sendSubscribe(names, tag, this.positions.since(names, this.resumable));
   }
 
   disconnect() {
@@ -121,17 +136,17 @@ export class Feed {
     return [...this.inflight.values()].some((r) => r.tag === tag && r.names.includes(name));
   }
 
-  sendSubscribe(names, tag) {
+  sendSubscribe(names, tag, since = null) {
     const id = this.nextId++;
     this.inflight.set(id, { names, answers: 0, tag });
-    this.send({ type: "subscribe", channels: names, id });
+    this.send(since ? { type: "subscribe", channels: names, id, since } : { type: "subscribe", channels: names, id });
   }
 
   unsubscribe(names) {
     names.forEach((n) => {
       this.channels.delete(n);
       this.pending.delete(n);
-      this.lastSeq.delete(n);
+      this.positions.forget(n);
       this.channelStats.delete(n);
     });
     if (this.connected) this.send({ type: "unsubscribe", channels: names, id: this.nextId++ });
@@ -173,15 +188,23 @@ export class Feed {
     }
     let tag;
     if (msg.type === "subscribed" || (msg.type === "error" && msg.id !== undefined)) tag = this.answered(msg);
-    if (msg.type === "subscribed") this.channels.add(msg.channel);
-    if (msg.type === "unsubscribed") this.channels.delete(msg.channel);
-    if (msg.type === "error" && msg.channel) this.channels.delete(msg.channel); // refused: forget it
+    let resume = null;
+    if (msg.type === "subscribed") {
+      this.channels.add(msg.channel);
+      resume = this.positions.acked(msg);
+    }
+    if (msg.type === "unsubscribed" || (msg.type === "error" && msg.channel)) {
+      this.channels.delete(msg.channel); // left, or refused: forget it
+      this.positions.forget(msg.channel);
+    }
     if (msg.type === "connected") this.onState({ state: "live", clientId: msg.clientId });
-    if (typeof msg.seq === "number" && typeof msg.channel === "string") {
+    // data: the acks of v1.1 carry a seq too (the channel's position), but they are no message of it
+    if (typeof msg.seq === "number" && typeof msg.channel === "string" && msg.type !== "subscribed") {
       if (!this.channels.has(msg.channel)) return; // arrived before our unsubscribe was acknowledged
       this.count(msg);
     }
     this.onMessage(msg, tag);
+    if (resume) this.onResume(resume);
   }
 
   count(msg) {
@@ -193,13 +216,12 @@ export class Feed {
     stats.count += 1;
     stats.lastAt = Date.now();
     stats.seq = msg.seq;
-    const last = this.lastSeq.get(msg.channel);
+    const last = this.positions.seen(msg.channel, msg.seq);
     if (last !== undefined && !msg.snapshot && msg.seq > last + 1) {
       stats.gaps += 1;
       stats.missed += msg.seq - last - 1;
       this.onGap({ channel: msg.channel, after: last, seq: msg.seq, missed: msg.seq - last - 1 });
     }
-    this.lastSeq.set(msg.channel, msg.seq);
   }
 
   closed(ws, code, reason) {

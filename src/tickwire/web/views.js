@@ -140,6 +140,8 @@ export class TradeTape {
   add(msg) {
     const t = msg.data;
     const item = el("li", t.side === "buy" ? "buy" : "sell");
+    item.dataset.seq = String(msg.seq); // so a hole in the tape can be seen (and tested)
+    item.dataset.id = String(t.id);
     item.append(
       el("span", "time", clock(t.timestamp)),
       el("span", "symbol", msg.symbol),

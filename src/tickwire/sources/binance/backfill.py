@@ -24,8 +24,10 @@ backfill over ``deadline`` seconds, fills nothing: the whole gap is reported
 and nothing is invented (:mod:`.gaps` has the arithmetic).
 
 Every REST call goes through the one ``fetch`` callable given to the
-constructor (the source passes its REST client's ``get``), so the REST weight
-budget can be put in front of it in one place.
+constructor: the source passes its REST client's ``get`` with the weight
+budget's ``Priority.BACKFILL`` (right after a book resync, before first book
+syncs and plain REST values) and ``max_wait=wait_max``, so a backfill waits in
+the budget's queue behind a ``Retry-After`` like every other caller.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ Two parts:
 * :class:`RestBudget`, the asyncio shell: callers take a slot with
   ``async with budget.slot(weight, priority):``; at most ``max_in_flight``
   requests run at once, and waiters are served strictly by priority
-  (:class:`Priority`: a resync of a book with subscribers, then a first
-  sync, then a refresh, then everything else), first come first served
+  (:class:`Priority`: a resync of a book with subscribers, then an upstream
+  backfill, then a first sync, then a refresh, then everything else), first come first served
   within one. A caller that cannot wait (an HTTP request) passes
   ``max_wait`` and gets :class:`BudgetExhausted` with the seconds to wait.
 """
@@ -41,9 +41,12 @@ class Priority(enum.IntEnum):
     """Who goes first when weight or slots are short (lower first)."""
 
     RESYNC = 0  # a book whose subscribers were told it is being repaired
-    FIRST_SYNC = 1  # a symbol's first book snapshot
-    REFRESH = 2  # a book snapshot refresh (coverage guard, deeper depth)
-    OTHER = 3  # exchangeInfo, REST values of channels that open, klines, backfill
+    # an upstream backfill: its stream is held stale, its live data buffered, and past its
+    # deadline the gap is lost for good (a late first sync only comes late)
+    BACKFILL = 1
+    FIRST_SYNC = 2  # a symbol's first book snapshot
+    REFRESH = 3  # a book snapshot refresh (coverage guard, deeper depth)
+    OTHER = 4  # exchangeInfo, REST values of channels that open, klines history
 
 
 class BudgetExhausted(Exception):

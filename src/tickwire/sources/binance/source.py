@@ -47,7 +47,7 @@ from ..base import SourceKind, SourceSink
 from .backfill import Backfill
 from .bookparse import book_stream, parse_exchange_facts
 from .books import BookFeed
-from .budget import RestBudget, WeightAccount
+from .budget import Priority, RestBudget, WeightAccount
 from .connection import ConnectionConfig
 from .health import BinanceHealth, liveness
 from .history import BinanceHistory
@@ -177,7 +177,7 @@ class BinanceSource(StreamsMixin):
             self._rest, self._norm, emit=self._emit, fresh=snapshot_fresh, wait=snapshot_wait
         )
         self.backfill = Backfill(  # its REST calls all go through this one fetch
-            self._rest.get,
+            self._backfill_get,
             publish=self._emit,
             release=self._accepted,
             done=self._backfilled,
@@ -231,6 +231,12 @@ class BinanceSource(StreamsMixin):
         self._precisions.update(facts.precisions)
         if facts.weight_per_minute:
             self._rest.budget.account.per_minute = facts.weight_per_minute
+
+    async def _backfill_get(self, path: str, query: dict[str, str]) -> tuple[bytes | None, int, float | None]:
+        """A backfill's REST GET: ranked right after a book resync, and queued in the weight
+        budget up to the backfill's ``wait_max`` (a ``Retry-After`` holds it back like every
+        caller, and it keeps its place in the queue meanwhile)."""
+        return await self._rest.get(path, query, priority=Priority.BACKFILL, max_wait=self.backfill.wait_max)
 
     # -- Source protocol ---------------------------------------------------------------
 
@@ -341,6 +347,7 @@ class BinanceSource(StreamsMixin):
         live, reason = self._liveness()
         counts = self._pool.counters()
         symbols = self._symbols.symbols
+        backfill = self.backfill.counters
         return BinanceHealth(
             source=self.name,
             live=live,
@@ -363,6 +370,10 @@ class BinanceSource(StreamsMixin):
             book_resyncs=self.books.resyncs(),
             rest_weight_used=self._rest.budget.account.header,
             snapshot_weight=self.books.snapshot_weight,
+            backfill_runs=backfill.runs,
+            backfill_filled=backfill.filled,
+            backfill_lost=backfill.lost,
+            backfill_duplicates=backfill.duplicates,
         )
 
     # -- market data over HTTP: all in history.py ---------------------------------------------
