@@ -9,8 +9,9 @@ diffs to every subscriber, each with the checksum v1 of the book after it.
 It also serves the dashboard's static files and the HTTP routes the page
 polls, so a browser can load it.
 
-The checksum here is written apart from ``tickwire.client.book`` on purpose:
-the two must agree on docs/protocol.md's test vectors, not on shared code.
+The checksum here is the tests' own (:func:`tests.books.checksum_v1`), apart from
+``tickwire.client.book`` and ``tickwire.orderbook`` on purpose: they must agree on
+docs/protocol.md's test vectors, not on shared code.
 
 Faults: :meth:`FakeBook.drop_next` (the next diff is not sent to anyone:
 a seq gap) and :meth:`FakeBook.corrupt_next` (the next diff carries a wrong
@@ -24,7 +25,6 @@ import importlib.resources
 import itertools
 import json
 import re
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,10 +35,11 @@ from aiohttp import web
 
 from tickwire.channels import parse_channel
 
+from .books import checksum_v1
 from .helpers import site_port
 
 
-__all__ = ["BookState", "FakeBook", "doc_vectors", "fake_book_server", "ref_checksum"]
+__all__ = ["BookState", "FakeBook", "doc_vectors", "fake_book_server"]
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 WEB = importlib.resources.files("tickwire") / "web"
@@ -59,19 +60,6 @@ def doc_vectors() -> dict[str, Any]:
     }
 
 
-def _fmt(value: Decimal, decimals: int) -> str:
-    whole, _, frac = f"{value:.{decimals}f}".partition(".")
-    return str(int(whole + frac)) if whole + frac else "0"
-
-
-def ref_checksum(bids: dict[Decimal, Decimal], asks: dict[Decimal, Decimal], prec: tuple[int, int]) -> int:
-    """Checksum v1 of a dict book: top 10 asks ascending, then top 10 bids descending."""
-    top_asks = sorted(asks.items())[:10]
-    top_bids = sorted(bids.items(), reverse=True)[:10]
-    text = "".join(_fmt(p, prec[0]) + _fmt(q, prec[1]) for p, q in top_asks + top_bids)
-    return zlib.crc32(text.encode())
-
-
 @dataclass
 class BookState:
     """The book of one channel as the gateway holds it, and its seq."""
@@ -84,7 +72,8 @@ class BookState:
     update_id: int = 1000
 
     def checksum(self) -> int:
-        return ref_checksum(self.bids, self.asks, self.precision)
+        """Checksum v1 of the book: top 10 asks ascending, then top 10 bids descending."""
+        return checksum_v1(list(self.bids.items()), list(self.asks.items()), self.precision)
 
     def snapshot(self, *, reset: bool = False) -> dict[str, Any]:
         _, symbol, depth = self.channel.split(":")

@@ -10,11 +10,11 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tickwire import client
+from tickwire import client, orderbook
 from tickwire.client.book import DIFF, IGNORED, RESYNC, SNAPSHOT, Book, checksum, checksum_text
 from tickwire.messages import Book as BookMessage, BookPrecision, Status
 
-from .fake_book import BookState, FakeBook, doc_vectors, fake_book_server, ref_checksum
+from .fake_book import BookState, FakeBook, doc_vectors, fake_book_server
 from .helpers import eventually
 
 
@@ -85,6 +85,17 @@ def test_checksum_formatting_edges() -> None:
     # only 10 levels of each side count
     asks = [(D(100 + i), D(1)) for i in range(15)]
     assert checksum(asks, [], PREC) == checksum(asks[:10], [], PREC) != checksum(asks[:9], [], PREC)
+    # an iterator works as well as a list, and the gateway's own function agrees
+    assert checksum(iter(asks), iter(asks[:3]), PREC) == checksum(asks, asks[:3], PREC)
+    assert checksum(asks, asks[:3], PREC) == orderbook.checksum(asks, asks[:3], (2, 5))
+
+
+def test_a_snapshot_with_a_precision_out_of_range_unsyncs_instead_of_raising() -> None:
+    book, _ = start()
+    raw = msgspec.json.decode(msgspec.json.encode(snapshot(9, [("1", "1")], [("2", "1")])))
+    raw["data"]["precision"] = {"price": 19, "qty": 2}
+    assert book.apply(msg(raw)) is RESYNC
+    assert not book.synced and book.problem == "precision out of range: 19, 2"
 
 
 # -- applying ----------------------------------------------------------------------------
@@ -226,7 +237,7 @@ def test_random_sequences_match_a_dict_book(steps: list[tuple[str, Any, Any]]) -
             assert book.synced and book.seq == state.seq
             assert book.bids == sorted(state.bids.items(), reverse=True)
             assert book.asks == sorted(state.asks.items())
-            assert book.checksum() == ref_checksum(state.bids, state.asks, state.precision)
+            assert book.checksum() == state.checksum()
         assert book.synced is not lost
     assert book.resyncs == resyncs
 

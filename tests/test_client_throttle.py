@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from decimal import Decimal as D
 from typing import Any
 
 import pytest
 
 from tickwire import client
-from tickwire.events import Ticker
 from tickwire.session import Session
 from tickwire.throttle import Held
 
-from .helpers import TIMEOUT, FakeSource, Running, eventually, running_gateway
+from . import test_throttle_gateway as throttle_gateway
+from .helpers import TIMEOUT, FakeSource, Running, eventually
 
 
 FAST: dict[str, Any] = {"min_delay": 0.05, "max_delay": 0.2}
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[tuple[Running, FakeSource]]:
-    source = FakeSource()
-    async with running_gateway(source=source) as running:
-        yield running, source
-
-
-def ticker(n: int) -> Ticker:
-    return Ticker(symbol="BTCUSDT", price=D(n), open=D(1), high=D(n), low=D(1), change=D(0),
-                  change_percent=D(0), volume=D(1), quote_volume=D(1), trades=n, bid=D(n),
-                  bid_qty=D(1), ask=D(n), ask_qty=D(1), event_time=n)  # fmt: skip
+gateway = throttle_gateway.gateway  # the same fixture: a gateway fed by a FakeSource
+ticker = throttle_gateway.ticker
 
 
 def hub_subscribers(running: Running, channel: str) -> list[Any]:

@@ -47,9 +47,11 @@ CORE = (
 )
 
 IO = ("asyncio", "aiohttp", "redis", "socket")
+# one client's session: the core class and its subscribe and identity mixins
+SESSION = ("tickwire.session", "tickwire.subscriptions", "tickwire.identity")
 ABOVE_CORE = (
     "tickwire.hub",
-    "tickwire.session",
+    *SESSION,
     "tickwire.ticker",
     "tickwire.ingest",
     "tickwire.books",
@@ -80,7 +82,7 @@ RULES = (
         "sources",
         ("tickwire.sources",),
         (
-            "tickwire.session",
+            *SESSION,
             "tickwire.server",
             "tickwire.hub",
             "tickwire.node",
@@ -94,7 +96,7 @@ RULES = (
         (
             "tickwire.server",
             "tickwire.hub",
-            "tickwire.session",
+            *SESSION,
             "tickwire.node",
             "tickwire.sources",
             "tickwire.bus",
@@ -105,7 +107,7 @@ RULES = (
     Rule(
         "bus",
         ("tickwire.bus",),
-        ("tickwire.sources", "tickwire.hub", "tickwire.session", "tickwire.server", "tickwire.node"),
+        ("tickwire.sources", "tickwire.hub", *SESSION, "tickwire.server", "tickwire.node"),
     ),
 )
 

@@ -16,12 +16,14 @@ from tickwire.messages import Book as BookMessage, Status
 from tickwire.tools.ladder import book_state, ladder
 from tickwire.tools.watch import Board, render
 
-from .fake_book import BookState, FakeBook, fake_book_server
+from . import test_client_book as client_book
+from .fake_book import BookState, FakeBook
 from .helpers import eventually
 from .test_watch import run_cli
 
 
-CHANNEL = "book:BTCUSDT:20"
+CHANNEL = client_book.CHANNEL
+served = client_book.served  # the same fixture: the fake book gateway with one book of CHANNEL
 
 
 def text_of(renderable: Any, width: int = 100) -> str:
@@ -76,14 +78,6 @@ def test_render_places_book_ladders() -> None:
     out = text_of(render(board), width=160)
     assert "97,523.40" in out and "1.50000" in out and "book:ETHUSDT:10" in out
     assert "waiting for the snapshot" in out and "events" not in out
-
-
-@pytest.fixture
-async def served() -> Any:
-    fake = FakeBook()
-    fake.book(CHANNEL, bids={"100.5": "1", "100.4": "2"}, asks={"100.6": "1.25", "101": "3"})
-    async with fake_book_server(fake) as served:
-        yield served
 
 
 async def test_watch_book_shows_a_live_ladder_and_heals_a_gap(

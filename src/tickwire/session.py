@@ -1,4 +1,9 @@
-"""One client connection: its subscriptions, limits, outbox and writer.
+"""One client connection: its limits, outbox and writer, and its frames in.
+
+The subscribe, unsubscribe and throttle handling is in :mod:`tickwire.subscriptions`,
+the identity (``auth``, private channels, token expiry) in :mod:`tickwire.identity`:
+both are mixins of :class:`Session`, which keeps the state (its slots) and the
+fan-out's push path.
 
 Theory of operation:
 
@@ -25,8 +30,8 @@ Theory of operation:
 * A throttled subscription (``options.throttleMs``) is a
   :class:`~tickwire.throttle.Held` view in the hub instead of the session:
   it holds the newest value until its due time, and the node's one tick
-  (``flusher.ticker``) releases it into the outbox (:meth:`Session.tick`).
-  Unthrottled subscriptions never pass through it.
+  (``flusher.ticker``) releases it into the outbox (:meth:`Session.tick`,
+  :mod:`tickwire.subscriptions`). Unthrottled subscriptions never pass through it.
 """
 
 from __future__ import annotations
@@ -34,34 +39,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from .bookview import BookView
-from .channels import Channel, Delivery, Kind, parse_channel
+from .channels import Channel
 from .errors import CloseCode, ErrorCode, ProtocolError
 from .flusher import Flusher
 from .frames import text_frame
-from .hub import Hub, Subscriber
-from .messages import SubscribeOptions
+from .hub import Hub
+from .identity import Authenticate, Identity, IdentityMixin
 from .outbox import Outbox
 from .protocol import (
     Auth,
     ClientMessage,
     List,
     Ping,
-    Position,
     Subscribe,
     Unsubscribe,
-    encode_authenticated,
     encode_error,
     encode_pong,
     encode_subscriptions,
-    encode_unsubscribed,
     parse_client,
 )
 from .ratelimit import TokenBucket
-from .resume import position_of
+from .subscriptions import SubscriptionsMixin, Validate
 from .throttle import Throttle
 
 
@@ -97,23 +99,6 @@ class Transport(Protocol):
         """Return once the socket's buffer is under its low-water mark again."""
 
     def close(self, code: int, reason: str) -> None: ...
-
-
-class Identity(Protocol):
-    """Who the client is (auth.Identity): the token's ``sub`` and its expiry in epoch ms."""
-
-    @property
-    def user(self) -> str: ...
-
-    @property
-    def expires_at_ms(self) -> int | None: ...
-
-
-Authenticate = Callable[[str], Awaitable[Identity]]
-"""Verify a token; raises ProtocolError(UNAUTHORIZED) when it is not valid."""
-
-Validate = Callable[[Channel], Awaitable[None]]
-"""Check that a market channel's symbol exists; raises ProtocolError(UNKNOWN_SYMBOL)."""
 
 
 class Limits:
@@ -157,7 +142,7 @@ class SessionStats(Protocol):
     def count_throttled(self, channel: str, frames: int = 1) -> None: ...
 
 
-class Session:
+class Session(SubscriptionsMixin, IdentityMixin):
     """One client. Create it, ``start()`` it, feed it frames, then ``close()``."""
 
     # slots: less memory per idle connection, and faster attribute reads on the fan-out path
@@ -286,10 +271,6 @@ class Session:
             self._flusher.mark(self)
 
     @property
-    def _max_list(self) -> int:
-        return max(2 * self._limits.max_subscriptions, 100)
-
-    @property
     def queued(self) -> int:
         """Frames waiting in the outbox."""
         return self._outbox.queued
@@ -342,11 +323,7 @@ class Session:
         """Leave every channel and stop waiting for the socket (idempotent)."""
         self.closed = True
         self._cancel_expiry()
-        self._hub.remove(self, list(self.subscriptions))
-        if self._throttle is not None:
-            for name, view in self._throttle.clear():
-                self._hub.unsubscribe(view, name)
-        self.subscriptions.clear()
+        self._leave_all()
         parked, self._parked = self._parked, None
         if parked is not None:
             parked.cancel()
@@ -403,197 +380,3 @@ class Session:
                 self.send(encode_subscriptions(list(self.subscriptions), msg.id))
             case Auth():
                 await self._auth(msg)
-
-    async def _subscribe(self, msg: Subscribe) -> None:
-        if not msg.channels:
-            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
-        # each channel gets its own answer; a list far over the limit is refused whole
-        # so one frame cannot buy unbounded work
-        limit = self._limits.max_subscriptions
-        if len(msg.channels) > self._max_list:
-            raise ProtocolError(
-                ErrorCode.SUBSCRIPTION_LIMIT,
-                f"at most {limit} channels per client; this message names {len(msg.channels)}",
-                ref=msg.id,
-            )
-        budget = self._limits.max_queue // 2  # replays of one request: never a cause of 4008
-        for name in msg.channels:
-            if self.closed:
-                return
-            try:
-                budget -= await self._subscribe_one(name, msg.id, msg.since, budget, msg.options)
-            except ProtocolError as exc:
-                exc.ref = msg.id
-                self._error(exc)
-
-    async def _subscribe_one(
-        self,
-        name: str,
-        ref: str | int | None,
-        since: dict[str, Position] | None,
-        budget: int,
-        options: SubscribeOptions | None = None,
-    ) -> int:
-        """Subscribe one channel (resuming it when ``since`` names it, throttled as ``options``
-        say); returns the frames replayed."""
-        channel = parse_channel(name)
-        self._authorize(channel)
-        if channel.name not in self.subscriptions:
-            if len(self.subscriptions) >= self._limits.max_subscriptions:
-                raise ProtocolError(
-                    ErrorCode.SUBSCRIPTION_LIMIT,
-                    f"at most {self._limits.max_subscriptions} channels per client",
-                    channel=channel.name,
-                )
-            if channel.is_market:
-                await self._validate(channel)
-        window = self._window(channel, options, ref)
-        key = self._subscriber(channel.name, window)
-        position = position_of(since, name, channel.name)
-        greeting = await self._hub.subscribe(key, channel.name, position, replay_cap=budget)
-        if self.closed:
-            self._hub.unsubscribe(key, channel.name)
-            return 0
-        self._settle(channel, key, window, greeted=bool(greeting))
-        self.subscriptions[channel.name] = channel
-        # ack and snapshot (or replay) are queued before the next await: nothing slips between
-        in_force = SubscribeOptions(window) if options is not None or window else None
-        self.send(greeting.ack(channel.name, self._clock_ms(), ref, options=in_force))
-        for frame in greeting:
-            self.push_final(channel.name, frame)
-        if channel.kind is Kind.BOOK and (greeting.outcome is None or greeting.outcome.snapshot):
-            self._hub.send_snapshot(key, channel.name)  # through the state class (or the throttle)
-        return greeting.replayed
-
-    # -- throttle per subscription (docs/protocol.md; tickwire.throttle) -------------
-
-    def _window(self, channel: Channel, options: SubscribeOptions | None, ref: str | int | None) -> int:
-        """The throttle (ms) to put in force: the message's; without options, the one in force."""
-        if options is None:
-            return self._throttle.window(channel.name) if self._throttle is not None else 0
-        if options.throttleMs and channel.delivery is Delivery.EVERY:
-            why = f"{channel.name}: every message matters on this channel, so it takes no throttle"
-            self._error(ProtocolError(ErrorCode.INVALID_MESSAGE, why, channel=channel.name, ref=ref))
-            return 0  # refused, and subscribed without one
-        return options.throttleMs
-
-    def _subscriber(self, name: str, window: int) -> Subscriber:
-        """Who stands for this client in the hub's set of ``name``: a held view, or the session."""
-        if not window:
-            return self
-        if self._throttle is None:
-            self._throttle = Throttle(
-                self._outbox,
-                push_final=self.push_final,
-                on_pending=lambda: self._flusher.ticker.add(self),
-                on_superseded=self._stats.count_throttled,
-            )
-        return self._throttle.view_for(name)
-
-    def _settle(self, channel: Channel, key: Subscriber, window: int, *, greeted: bool) -> None:
-        """After the hub subscribed ``key``: put its throttle in force, drop the one it replaces."""
-        previous: Subscriber | None = self if channel.name in self.subscriptions else None
-        if self._throttle is not None:
-            due = self._flusher.ticker.now_ms() + (window if greeted else 0)  # a snapshot is this window's
-            state = channel.delivery is Delivery.STATE
-            previous = self._throttle.settle(channel.name, key, window, state=state, due_ms=due) or previous
-        if previous is not None and previous is not key:
-            self._hub.unsubscribe(previous, channel.name)
-
-    def tick(self, now_ms: int) -> bool:
-        """For the node's tick: queue the throttled frames due at ``now_ms``; False once none is held."""
-        throttle = self._throttle
-        if throttle is None or self.closed:
-            return False
-        if throttle.release(now_ms, self._hub.snapshot_frame):
-            self._mark()
-        return throttle.pending
-
-    def _authorize(self, channel: Channel) -> None:
-        if not channel.is_private:
-            return
-        if self.identity is None:
-            raise ProtocolError(
-                ErrorCode.UNAUTHORIZED,
-                "private channel needs a valid token (?token= or an 'auth' message)",
-                channel=channel.name,
-            )
-        if self.identity.user != channel.user:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "private channel of another user", channel=channel.name)
-
-    def _unsubscribe(self, msg: Unsubscribe) -> None:
-        if not msg.channels:
-            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "'channels' must not be empty", ref=msg.id)
-        if len(msg.channels) > self._max_list:
-            raise ProtocolError(
-                ErrorCode.INVALID_MESSAGE, f"at most {self._max_list} channels per message", ref=msg.id
-            )
-        for name in msg.channels:
-            try:
-                channel = parse_channel(name)
-            except ProtocolError as exc:
-                exc.ref = msg.id
-                self._error(exc)
-                continue
-            if self.subscriptions.pop(channel.name, None) is not None:
-                view = self._throttle.remove(channel.name) if self._throttle is not None else None
-                self._hub.unsubscribe(view or self, channel.name)
-            self.send(encode_unsubscribed(channel.name, self._clock_ms(), msg.id))
-
-    async def _auth(self, msg: Auth) -> None:
-        if self._authenticate is None:
-            raise ProtocolError(
-                ErrorCode.UNAUTHORIZED, "authentication is not configured on this gateway", ref=msg.id
-            )
-        try:
-            identity = await self._authenticate(msg.token)
-        except ProtocolError as exc:
-            exc.ref = msg.id
-            raise
-        self.set_identity(identity)
-        self.send(encode_authenticated(identity.user, identity.expires_at_ms, msg.id))
-
-    def set_identity(self, identity: Identity | None) -> None:
-        """Switch user; private channels of the previous user end (docs/protocol.md "Control messages").
-
-        The new identity's expiry replaces the previous one: when it passes
-        without a fresh ``auth``, the connection is closed with 4001.
-        """
-        previous = self.identity
-        self.identity = identity
-        self._schedule_expiry()
-        if previous is None or (identity is not None and identity.user == previous.user):
-            return
-        for name, channel in list(self.subscriptions.items()):
-            if channel.is_private:
-                del self.subscriptions[name]
-                self._hub.unsubscribe(self, name)
-                self._outbox.purge(name)  # the previous user's unwritten frames
-                self.send(encode_unsubscribed(name, self._clock_ms(), reason="re-authenticated"))
-
-    _MAX_TIMER = 86400.0  # far expiries are re-checked daily (event loops dislike huge delays)
-
-    def _schedule_expiry(self) -> None:
-        self._cancel_expiry()
-        identity = self.identity
-        if identity is None or identity.expires_at_ms is None or self.closed:
-            return
-        delay = (identity.expires_at_ms - self._clock_ms()) / 1000
-        loop = asyncio.get_running_loop()
-        self._expiry = loop.call_at(loop.time() + min(max(delay, 0.0), self._MAX_TIMER), self._on_expiry)
-
-    def _cancel_expiry(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
-
-    def _on_expiry(self) -> None:
-        self._expiry = None
-        identity = self.identity
-        if identity is None or identity.expires_at_ms is None or self.closed:
-            return
-        if self._clock_ms() < identity.expires_at_ms:
-            self._schedule_expiry()  # a far expiry, checked again after _MAX_TIMER
-            return
-        logger.info("client %s: token of %s expired", self.client_id, identity.user)
-        self.close(CloseCode.TOKEN_EXPIRED, "token expired")

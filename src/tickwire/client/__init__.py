@@ -21,8 +21,9 @@ A ``book:`` channel comes with a local book the feed keeps verified
 
     asyncio.run(main())
 
-It imports only the pure core of tickwire (channels, errors, backoff and the
-message structs of :mod:`tickwire.messages`, which the gateway encodes with)
+It imports only the pure core of tickwire (channels, errors, backoff, the
+message structs of :mod:`tickwire.messages`, which the gateway encodes with,
+and the book checksum of :mod:`tickwire.orderbook`)
 and aiohttp's client, never the server's dependencies. See docs/client.md.
 """
 

@@ -35,7 +35,9 @@ import zlib
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from itertools import islice
 
+from .. import orderbook
 from ..messages import Book as BookMessage, BookPrecision, Status
 
 
@@ -44,8 +46,11 @@ __all__ = ["DIFF", "IGNORED", "RESYNC", "SNAPSHOT", "Applied", "Book", "Side", "
 Level = tuple[Decimal, Decimal]
 """``(price, quantity)``."""
 
-CHECKSUM_LEVELS = 10
+CHECKSUM_LEVELS = orderbook.CHECKSUM_LEVELS
 """Levels per side the checksum v1 covers."""
+
+_MAX_PLACES = 18
+"""Decimals the checksum formats at most (:func:`tickwire.orderbook.wire_number`'s table)."""
 
 
 class Applied(enum.Enum):
@@ -63,25 +68,15 @@ IGNORED = Applied.IGNORED
 RESYNC = Applied.RESYNC
 
 
-def _digits(value: Decimal, decimals: int) -> str:
-    # the JSON number at the snapshot's precision, without the dot, without leading zeros
-    text = format(value, f".{decimals}f").replace(".", "").lstrip("0")
-    return text or "0"
-
-
 def checksum_text(asks: Iterable[Level], bids: Iterable[Level], precision: BookPrecision) -> str:
     """The string checksum v1 hashes: price then quantity of every ask (best first), then every bid.
 
     ``asks`` and ``bids`` are the top levels, best first (at most 10 of each are used).
+    The gateway's own code (:func:`tickwire.orderbook.checksum_text`, pure) formats them.
     """
-    parts: list[str] = []
-    for side in (asks, bids):
-        for n, (price, qty) in enumerate(side):
-            if n == CHECKSUM_LEVELS:
-                break
-            parts.append(_digits(price, precision.price))
-            parts.append(_digits(qty, precision.qty))
-    return "".join(parts)
+    top = CHECKSUM_LEVELS
+    pair = (precision.price, precision.qty)
+    return orderbook.checksum_text(list(islice(asks, top)), list(islice(bids, top)), pair)
 
 
 def checksum(asks: Iterable[Level], bids: Iterable[Level], precision: BookPrecision) -> int:
@@ -186,6 +181,8 @@ class Book:
         precision = msg.data.precision or self.precision
         if precision is None:
             return self._lost("snapshot without precision: cannot verify it")
+        if not (0 <= precision.price <= _MAX_PLACES and 0 <= precision.qty <= _MAX_PLACES):
+            return self._lost(f"precision out of range: {precision.price}, {precision.qty}")
         self.precision = precision
         self.depth = msg.depth if msg.depth is not None else self.depth
         self.bid_side.replace(msg.data.bids)

@@ -25,6 +25,7 @@ __all__ = [
     "DiffEvent",
     "ExchangeFacts",
     "RestBook",
+    "SymbolFilter",
     "book_stream",
     "depth_weight",
     "digits_of",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_diff",
     "parse_exchange_facts",
     "parse_rest_book",
+    "tick_and_step",
 ]
 
 BOOK_SUFFIX = "@depth@100ms"
@@ -93,15 +95,24 @@ class _Rest(msgspec.Struct):
     asks: list[tuple[Decimal, Decimal]]
 
 
-class _Filter(msgspec.Struct):
+class SymbolFilter(msgspec.Struct):
+    """One of an exchangeInfo symbol's ``filters`` (the fields that give its decimals)."""
+
     filterType: str
     tickSize: str | None = None
     stepSize: str | None = None
 
 
+def tick_and_step(filters: list[SymbolFilter]) -> tuple[str | None, str | None]:
+    """``PRICE_FILTER.tickSize`` and ``LOT_SIZE.stepSize`` of a symbol (None when missing)."""
+    tick = next((f.tickSize for f in filters if f.filterType == "PRICE_FILTER" and f.tickSize), None)
+    step = next((f.stepSize for f in filters if f.filterType == "LOT_SIZE" and f.stepSize), None)
+    return tick, step
+
+
 class _Symbol(msgspec.Struct):
     symbol: str
-    filters: list[_Filter] = []
+    filters: list[SymbolFilter] = []
 
 
 class _RateLimit(msgspec.Struct):
@@ -192,8 +203,7 @@ def parse_exchange_facts(body: bytes) -> ExchangeFacts:
     )
     precisions: dict[str, tuple[int, int]] = {}
     for s in info.symbols:
-        tick = next((f.tickSize for f in s.filters if f.filterType == "PRICE_FILTER" and f.tickSize), None)
-        step = next((f.stepSize for f in s.filters if f.filterType == "LOT_SIZE" and f.stepSize), None)
+        tick, step = tick_and_step(s.filters)
         if tick and step:
             precisions[s.symbol] = (decimals(tick), decimals(step))
     return ExchangeFacts(weight, precisions)

@@ -41,6 +41,7 @@ from ...marketdata import (
     last_candles,
     previous_start,
 )
+from .bookparse import SymbolFilter, tick_and_step
 from .rest import RestClient
 
 
@@ -50,18 +51,12 @@ _KEYS = 256  # (symbol, interval) pairs whose closed candles are kept
 _KEEP = 2000  # closed candles kept per pair
 
 
-class _Filter(msgspec.Struct):
-    filterType: str
-    tickSize: str | None = None
-    stepSize: str | None = None
-
-
 class _Symbol(msgspec.Struct):
     symbol: str
     status: str
     baseAsset: str = ""
     quoteAsset: str = ""
-    filters: list[_Filter] = []
+    filters: list[SymbolFilter] = []
 
 
 class _Info(msgspec.Struct):
@@ -99,8 +94,7 @@ def parse_symbols(body: bytes) -> list[SymbolInfo]:
     """
     out: list[SymbolInfo] = []
     for s in _info.decode(body).symbols:
-        tick = next((f.tickSize for f in s.filters if f.filterType == "PRICE_FILTER" and f.tickSize), None)
-        step = next((f.stepSize for f in s.filters if f.filterType == "LOT_SIZE" and f.stepSize), None)
+        tick, step = tick_and_step(s.filters)
         precision = Precision(
             decimals(tick) if tick else _MAX_DECIMALS, decimals(step) if step else _MAX_DECIMALS
         )

@@ -19,7 +19,9 @@ which reports their status itself; every REST call shares one weight budget
 connection is down or stalled is reported stale, channel by channel, until
 data flows again; ``health()`` is not live until the venue has been reached
 and exchangeInfo answered. A trade or kline stream that comes back with a gap
-is backfilled over REST before it is live again (:mod:`.backfill`).
+is backfilled over REST before it is live again (:mod:`.backfill`). What the
+connections report, and each stream's stale or live state, is handled in
+:mod:`.streams` (a mixin of :class:`BinanceSource`).
 """
 
 from __future__ import annotations
@@ -39,20 +41,21 @@ from ...channels import Channel, Kind
 from ...clock import wall_ms
 from ...config import Settings
 from ...errors import ErrorCode, ProtocolError, UpstreamError
-from ...events import Event, Kline
+from ...events import Kline
 from ...marketdata import SymbolInfo
 from ..base import SourceKind, SourceSink
 from .backfill import Backfill
-from .bookparse import book_stream, is_book_stream, parse_exchange_facts
+from .bookparse import book_stream, parse_exchange_facts
 from .books import BookFeed
 from .budget import Priority, RestBudget, WeightAccount
-from .connection import Connection, ConnectionConfig
+from .connection import ConnectionConfig
 from .health import BinanceHealth, liveness
 from .history import BinanceHistory
-from .parse import DataFrame, Normalizer, stream_of, symbol_of_stream
+from .parse import Normalizer, stream_of
 from .pool import ConnectionPool
 from .rest import RestClient
 from .snapshots import Snapshots
+from .streams import StreamsMixin
 from .symbols import SymbolList
 from .watchdog import StallThresholds, StreamWatch
 
@@ -62,7 +65,7 @@ __all__ = ["BinanceHealth", "BinanceSource"]
 logger = logging.getLogger("tickwire.upstream.binance")
 
 
-class BinanceSource:
+class BinanceSource(StreamsMixin):
     """Binance Spot market data for every market channel kind.
 
     Args:
@@ -229,6 +232,12 @@ class BinanceSource:
         if facts.weight_per_minute:
             self._rest.budget.account.per_minute = facts.weight_per_minute
 
+    async def _backfill_get(self, path: str, query: dict[str, str]) -> tuple[bytes | None, int, float | None]:
+        """A backfill's REST GET: ranked right after a book resync, and queued in the weight
+        budget up to the backfill's ``wait_max`` (a ``Retry-After`` holds it back like every
+        caller, and it keeps its place in the queue meanwhile)."""
+        return await self._rest.get(path, query, priority=Priority.BACKFILL, max_wait=self.backfill.wait_max)
+
     # -- Source protocol ---------------------------------------------------------------
 
     def attach(self, sink: SourceSink) -> None:
@@ -388,7 +397,7 @@ class BinanceSource:
             stale=self._stale,
         )
 
-    # -- ConnectionOwner: what connections tell the source ----------------------------------
+    # -- ConnectionOwner: the rest of it is in streams.py -----------------------------------
 
     def http(self) -> aiohttp.ClientSession:
         if self._http is None:
@@ -397,120 +406,6 @@ class BinanceSource:
             )
             self._http = aiohttp.ClientSession(timeout=timeout)
         return self._http
-
-    def streams_sent(self, conn: Connection, streams: list[str]) -> None:
-        """The server was asked for ``streams``: their watchdogs start over."""
-        self._stream_up = True  # called only while a socket is up
-        now = time.monotonic()
-        for stream in streams:
-            watch = self._watches.get(stream)
-            if watch is not None:
-                watch.restart(now)
-
-    def lost(self, conn: Connection, reason: str) -> None:
-        """``conn`` is down: its streams are stale unless another live connection carries them."""
-        conn.down_reason = reason
-        if not conn.retiring:
-            logger.warning("conn %s: %s", conn.cid, reason)
-        for stream in list(conn.wanted):
-            if stream not in self._channels:
-                continue
-            if not self._pool.carried_elsewhere(conn, stream):
-                self._set_stale(stream, reason)
-
-    def refused(self, conn: Connection, streams: list[str], reason: str) -> None:
-        for stream in streams:
-            if stream in self._channels:
-                self._set_stale(stream, reason)
-
-    def replace(self, conn: Connection, why: str) -> None:
-        self._pool.replace(conn, why)
-
-    def deliver(self, conn: Connection, frame: DataFrame, text: str, recv_ms: int) -> None:
-        stream = frame.stream
-        if stream not in self._channels:
-            return  # unsubscribed a moment ago, or not ours
-        if is_book_stream(stream):
-            self._deliver_book(conn, stream, frame.data, text, recv_ms)
-            return
-        try:
-            event = self._norm.accept(stream, frame.data, recv_ms)
-        except UpstreamError as exc:
-            conn.counters.garbage_frames += 1
-            logger.warning("conn %s: unusable frame ignored: %s", conn.cid, exc)
-            return
-        self._pool.first_data(conn)
-        now = time.monotonic()
-        self._watches[stream].seen(now, sample=event is not None)  # a duplicate says nothing of the rate
-        if stream in self._stale and self.backfill.intercept(stream, event, text, recv_ms):
-            return  # a gap to fill first: the backfill hands this back, then says live
-        self._set_live(stream)
-        if event is None:
-            self.duplicates += 1
-            return
-        self._accepted(stream, event, text, recv_ms)
-
-    def _accepted(self, stream: str, event: Event, text: str, recv_ms: int) -> None:
-        self._snapshots.hold(stream, event)
-        if self.raw_hook is not None:
-            self.raw_hook(text, recv_ms)
-        self._emit(event)
-
-    def _deliver_book(self, conn: Connection, stream: str, data: bytes, text: str, recv_ms: int) -> None:
-        """A diff depth frame: to the book engine, which sends its channels' live status itself."""
-        self._pool.first_data(conn)
-        self._watches[stream].seen(time.monotonic())
-        self._stale.pop(stream, None)
-        if self.raw_hook is not None:
-            self.raw_hook(text, recv_ms)
-        try:
-            self.books.deliver(data)
-        except UpstreamError as exc:
-            conn.counters.garbage_frames += 1
-            logger.warning("conn %s: unusable frame ignored: %s", conn.cid, exc)
-
-    # -- status -----------------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        if self._sink is not None:
-            self._sink.on_event(event)
-
-    def _status(
-        self, channel: str, live: bool, reason: str | None, gap: tuple[int, int] | None = None
-    ) -> None:
-        if self._sink is not None:
-            self._sink.on_status(channel, live, reason, gap)
-
-    def _set_stale(self, stream: str, reason: str) -> None:
-        if stream in self._stale:
-            return
-        self._stale[stream] = reason
-        if is_book_stream(stream):
-            self.books.stream_down(symbol_of_stream(stream), reason)
-            return
-        self.backfill.mark(stream, self._norm.key(stream))
-        for name in sorted(self._channels.get(stream, ())):
-            self._status(name, False, reason)
-
-    def _set_live(self, stream: str, gap: tuple[int, int] | None = None) -> None:
-        if self._stale.pop(stream, None) is None:
-            return
-        logger.info("%s flows again", stream)
-        for name in sorted(self._channels.get(stream, ())):
-            self._status(name, True, None, gap)
-
-    async def _backfill_get(self, path: str, query: dict[str, str]) -> tuple[bytes | None, int, float | None]:
-        """A backfill's REST GET: ranked right after a book resync, and queued in the weight
-        budget up to the backfill's ``wait_max`` (a ``Retry-After`` holds it back like every
-        caller, and it keeps its place in the queue meanwhile)."""
-        return await self._rest.get(path, query, priority=Priority.BACKFILL, max_wait=self.backfill.wait_max)
-
-    def _backfilled(self, stream: str, gap: tuple[int, int] | None) -> None:
-        """The backfill of ``stream`` is published: live, with what stayed lost."""
-        self._set_live(stream, gap)
-        conn = self._pool.assign.get(stream)
-        if conn is not None and conn.ws is None and conn.down_reason is not None:
-            self._set_stale(stream, conn.down_reason)  # it dropped again meanwhile: backfill from here
 
     # -- watchdog ----------------------------------------------------------------------------
 
@@ -524,23 +419,6 @@ class BinanceSource:
             if self._symbols.due(now):
                 self._spawn(self._symbols.load())
             await asyncio.sleep(tick)
-
-    def _check_streams(self, now: float) -> None:
-        """Stale, and replace the connection of, every stream silent past its threshold.
-
-        A stream already stale is skipped: a stream that stays quiet on its new
-        connection does not cause another replacement, so it cannot loop.
-        """
-        for stream, conn in list(self._pool.assign.items()):
-            if conn.ws is None or stream in self._stale:
-                continue
-            watch = self._watches[stream]
-            if not watch.overdue(now):
-                continue
-            silent, limit = watch.silent_for(now), watch.limit()
-            logger.warning("%s: no data for %.1f s; replacing conn %s", stream, silent, conn.cid)
-            self._set_stale(stream, f"upstream stalled: no data for {limit:.3g} s")
-            self.replace(conn, f"{stream} stalled")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
