@@ -286,12 +286,16 @@ class HubRecorder:
     def __init__(self) -> None:
         self.pubs: list[Publication] = []
         self.statuses: list[ChannelStatus] = []
+        self.epochs: list[tuple[str, str]] = []
 
     def on_publication(self, pub: Publication) -> None:
         self.pubs.append(pub)
 
     def on_status(self, status: ChannelStatus) -> None:
         self.statuses.append(status)
+
+    def on_epoch(self, channel: str, epoch: str) -> None:
+        self.epochs.append((channel, epoch))
 
     def seqs(self, channel: str) -> list[int]:
         return [p.seq for p in self.pubs if p.channel == channel]

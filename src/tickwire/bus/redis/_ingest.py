@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from ._wire import (
     PUBLISH_NEXT,
     SENTINEL,
     SEQ_TTL_MS,
+    STATUS,
+    StreamLimits,
     encode_publication,
     encode_status,
     split_template,
@@ -37,6 +40,11 @@ _BATCH = 500  # outbox items per pipeline
 _Item = Publication | ChannelStatus | str  # a str: forget that channel's last value and status
 
 
+def _token() -> str:
+    """A new epoch, should the script find none: 6 random bytes (8 characters)."""
+    return secrets.token_urlsafe(6)
+
+
 class IngestSide:
     """This node's upstream, when it leads it: the outbox to Redis and the cluster's demand.
 
@@ -46,6 +54,7 @@ class IngestSide:
         lock_ttl: seconds the leader lock lives without renewal.
         reconcile_interval: seconds between the leader's demand scans and lock steps.
         max_pending: publications queued while Redis is slow or down; the oldest are dropped.
+        limits: how much history each channel's stream keeps.
     """
 
     def __init__(
@@ -56,15 +65,18 @@ class IngestSide:
         lock_ttl: float,
         reconcile_interval: float,
         max_pending: int,
+        limits: StreamLimits,
     ) -> None:
         self._link = link
         self._keys = link.keys
         self._upstream = upstream
         self._reconcile_interval = reconcile_interval
         self._max_pending = max_pending
+        self._limits = limits
         redis = link.redis
         self._publish_script = redis.register_script(PUBLISH)
         self._publish_next_script = redis.register_script(PUBLISH_NEXT)
+        self._status_script = redis.register_script(STATUS)
         self.lock = LeaderLock(redis, self._keys.lock, link.node, ttl=lock_ttl)
         self.listener: DemandListener | None = None
         self.outbox: deque[_Item] = deque()
@@ -105,10 +117,11 @@ class IngestSide:
     async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
         head, tail = split_template(encode(SENTINEL))
         k = self._keys
+        size, ttl = self._limits.of(channel)
         try:
-            seq = await self._publish_next_script(
-                keys=[k.seq(channel), k.last(channel)],
-                args=[k.pub(channel), channel, event_time, head, tail, SEQ_TTL_MS],
+            seq, _ = await self._publish_next_script(
+                keys=[k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)],
+                args=[k.pub(channel), channel, event_time, head, tail, SEQ_TTL_MS, _token(), size, ttl],
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
@@ -133,17 +146,21 @@ class IngestSide:
             batch = [self.outbox.popleft() for _ in range(min(_BATCH, len(self.outbox)))]
             async with self._link.redis.pipeline(transaction=False) as pipe:
                 for item in batch:
+                    if isinstance(item, str):  # released: its history ends, the next open is a new epoch
+                        await pipe.delete(k.last(item), k.status(item), k.epoch(item), k.hist(item))
+                        continue
+                    channel = item.channel
+                    size, ttl = self._limits.of(channel)
                     if isinstance(item, Publication):
+                        keys = [k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)]
                         msg = encode_publication(item)
-                        args: list[str | bytes | int] = [k.pub(item.channel), item.seq, msg, SEQ_TTL_MS]
-                        keys = [k.seq(item.channel), k.last(item.channel)]
+                        args: list[str | bytes | int] = [k.pub(channel), item.seq, msg, SEQ_TTL_MS]
+                        args += [_token(), size, ttl]
                         await self._publish_script(keys=keys, args=args, client=pipe)
-                    elif isinstance(item, ChannelStatus):
-                        msg = encode_status(item)
-                        await pipe.set(k.status(item.channel), msg)
-                        await pipe.publish(k.pub(item.channel), msg)
                     else:
-                        await pipe.delete(k.last(item), k.status(item))
+                        keys = [k.seq(channel), k.status(channel), k.epoch(channel), k.hist(channel)]
+                        args = [k.pub(channel), encode_status(item), SEQ_TTL_MS, _token(), size, ttl]
+                        await self._status_script(keys=keys, args=args, client=pipe)
                 try:
                     results = await pipe.execute()
                 except (RedisError, OSError):
@@ -161,17 +178,15 @@ class IngestSide:
             self.dropped += 1
 
     def _after_publish(self, batch: list[_Item], results: list[Any]) -> None:
-        at = 0
-        for item in batch:
+        for item, result in zip(batch, results, strict=True):  # one command per item
             if isinstance(item, Publication):
-                stored = int(results[at])
+                stored = int(result[0])
                 if stored:  # behind the cluster's seq: skip ahead, never repeat a seq
                     self.refused += 1
                     if self.listener is not None:
                         self.listener.resume_seq(item.channel, stored)
                 else:
                     self.published += 1
-            at += 2 if isinstance(item, ChannelStatus) else 1  # a status is SET + PUBLISH
 
     # -- demand in -------------------------------------------------------------
 
