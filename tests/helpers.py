@@ -22,6 +22,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from tickwire.bus import Bus
 from tickwire.channels import Channel
 from tickwire.config import Settings, replace
 from tickwire.events import Kline
@@ -318,11 +319,16 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: Settings | None = None, *, source: Source | None = None, port: int = 0, **changes: Any
+    settings: Settings | None = None,
+    *,
+    source: Source | None = None,
+    bus: Bus | None = None,
+    port: int = 0,
+    **changes: Any,
 ) -> AsyncIterator[Running]:
     """A gateway serving on 127.0.0.1: on a free port, or on ``port`` (a restart on the same one)."""
     settings = replace(settings or Settings(), host="127.0.0.1", port=port, **changes)
-    gateway = Gateway(settings, source=source)
+    gateway = Gateway(settings, source=source, bus=bus)
     runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)

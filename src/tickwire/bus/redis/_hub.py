@@ -80,6 +80,7 @@ class HubSide:
         self.wanted: set[str] = set()
         self._ready: dict[str, asyncio.Future[None]] = {}  # SUBSCRIBE confirmed on this connection
         self._requested: set[str] = set()  # SUBSCRIBE sent on this connection
+        self._again: set[str] = set()  # wanted again before the UNSUBSCRIBE went out: confirm anew
         self._seen: dict[str, int] = {}  # newest seq delivered, per wanted channel
         self._refresh: set[str] = set()  # re-read last value and status after a reconnect
         self._lease_changes: dict[str, bool] = {}
@@ -97,6 +98,8 @@ class HubSide:
         self.wanted.add(channel)
         if channel not in self._ready:
             self._ready[channel] = asyncio.get_running_loop().create_future()
+            if channel in self._requested:  # still subscribed: only a new SUBSCRIBE resolves the future
+                self._again.add(channel)
         self._lease_changes[channel] = True
         self._wake_subs.set()
         self._wake_leases.set()
@@ -282,7 +285,7 @@ class HubSide:
             listener.on_publication(msg)
         elif isinstance(msg, ChannelStatus):
             listener.on_status(msg)
-        else:
+        elif self._epochs.get(msg.channel) != msg.epoch:  # often this node's own, made in epoch()
             self._epochs[msg.channel] = msg.epoch
             listener.on_epoch(msg.channel, msg.epoch)
 
@@ -339,7 +342,8 @@ class HubSide:
             if pubsub is None:
                 continue
             try:
-                add = sorted(self.wanted - self._requested)
+                add = sorted((self.wanted - self._requested) | (self._again & self.wanted))
+                self._again.clear()
                 drop = sorted(self._requested - self.wanted)
                 if add:
                     self._requested.update(add)

@@ -273,9 +273,10 @@ def stream_after(entries: list[Any], after: int) -> list[Publication | ChannelSt
     return found
 
 
-def _field(fields: list[Any]) -> bytes:
-    """The ``m`` field of a stream entry (the only one)."""
-    return as_bytes(fields[1])
+def _field(fields: list[Any] | dict[Any, Any]) -> bytes:
+    """The ``m`` field of a stream entry (its only one): a flat list as a script returns it,
+    or a dict as redis-py's XRANGE parses it."""
+    return as_bytes(next(iter(fields.values())) if isinstance(fields, dict) else fields[1])
 
 
 class StreamLimits:
