@@ -9,16 +9,23 @@ ring's floor, the hub reads the messages after it from the bus (an await,
 before the decision) and wraps them with the ring in a :class:`Backlog`,
 which :func:`tickwire.resume.decide` reads as it reads a ring.
 
-Joining, after the await: the stream's part ends at its newest publication,
+Joining, after the await (and before any other await, so the hub's top
+cannot move): the bus's part is cut at the hub's top, since the stream may
+already hold publications the hub has not received (pub/sub lags the
+script): they reach the client live, so replaying them would send them
+twice. The bus's part ends at its newest publication up to that top,
 ``upto``; the ring's part is ``ring.after(upto)``: the publications after it
 that arrived meanwhile, and the status frames from ``upto`` on. That needs
 the ring to reach back to ``upto`` still (``ring.floor <= upto``); if it
 moved on, or lost its run to a gap, the backlog covers nothing more than the
 ring. A status frame just after ``upto`` may come twice (once from each
-part); a status is a state, so a repeat changes nothing. Never a hole.
+part); a status is a state, so a repeat changes nothing. Never a hole, and
+never a publication twice.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from .history import Ring
 from .protocol import encode_status
@@ -43,6 +50,7 @@ class Backlog:
         since: the position the messages follow.
         messages: what the bus returned (more than ``limit``: the read stopped there).
         limit: the replay cap the bus was asked with.
+        top: the hub's newest seq of the channel now: what the bus holds beyond it is not replayed.
 
     Attributes:
         floor: ``since`` when the two parts join, else the ring's own floor.
@@ -51,15 +59,19 @@ class Backlog:
     __slots__ = ("_oldest", "_payloads", "_ring", "_since", "_truncated", "_upto", "floor")
 
     def __init__(
-        self, ring: Ring, since: int, messages: list[Publication | ChannelStatus], limit: int
+        self, ring: Ring, since: int, messages: Sequence[Publication | ChannelStatus], limit: int, *, top: int
     ) -> None:
         self._ring = ring
         self._since = since
-        self._truncated = len(messages) > limit  # too many: nothing after the read matters
-        upto, cut = since, 0
+        upto, cut, beyond = since, 0, False
         for at, msg in enumerate(messages):
             if isinstance(msg, Publication):
+                if msg.seq > top:
+                    beyond = True  # not at the hub yet: it comes live
+                    break
                 upto, cut = msg.seq, at + 1
+        # the read stopped short of the hub's top: more than the cap, nothing after it matters
+        self._truncated = len(messages) > limit and not beyond
         kept = messages if self._truncated else messages[:cut]  # the ring has the statuses after upto
         self._upto = upto
         self._payloads = [payload_of(m) for m in kept]

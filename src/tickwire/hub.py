@@ -194,7 +194,7 @@ class Hub:
             state.pending -= 1
         if found is None or state.epoch != epoch or state.ring is not ring:
             return None
-        return Backlog(ring, since.seq, found, cap)
+        return Backlog(ring, since.seq, found, cap, top=state.last.seq if state.last is not None else 0)
 
     def _greet(
         self, state: _Channel, since: Position | None, replay_cap: int | None, backlog: Backlog | None = None
