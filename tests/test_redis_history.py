@@ -62,17 +62,16 @@ class Scripts:
         self._status = redis.register_script(STATUS)
         self._epoch = redis.register_script(EPOCH)
 
-    async def publish(self, seq: int, token: str = "tok", *, pubch: str | None = None) -> list[Any]:
+    async def publish(self, seq: int, token: str = "tok", *, pubch: str | None = None) -> Any:
         args: list[Any] = [
             pubch or KEYS.pub(self.ch),
             seq,
             encode_publication(trade(seq, self.ch)),
             SEQ_TTL_MS,
         ]
-        result: list[Any] = await self._publish(keys=self.keys, args=[*args, token, self.size, self.ttl_ms])
-        return result
+        return await self._publish(keys=self.keys, args=[*args, token, self.size, self.ttl_ms])
 
-    async def status(self, st: ChannelStatus, token: str = "tok", *, pubch: str | None = None) -> bytes:
+    async def status(self, st: ChannelStatus, token: str = "tok", *, pubch: str | None = None) -> Any:
         keys = [self.keys[0], KEYS.status(self.ch), *self.keys[2:]]
         args: list[Any] = [
             pubch or KEYS.pub(self.ch),
@@ -82,8 +81,7 @@ class Scripts:
             self.size,
             self.ttl_ms,
         ]
-        result: bytes = await self._status(keys=keys, args=args)
-        return result
+        return await self._status(keys=keys, args=args)
 
     async def publish_next(self, token: str = "tok") -> list[Any]:
         head, tail = b'{"type":"signal","seq":', b',"data":{}}'
@@ -124,9 +122,10 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 
 async def test_publish_appends_after_a_marker_and_makes_the_epoch_once(redis: Redis) -> None:
     s = Scripts(redis)
-    assert await s.publish(1, "first") == [0, b"first"]
-    assert await s.publish(2, "second") == [0, b"first"]  # the epoch is kept, the token unused
-    assert await s.publish(2, "third") == [2, None]  # the seq guard: refused, nothing appended
+    assert await s.publish(1, "first") == b"first"  # published, and the epoch it made
+    assert await s.publish(2, "second") == 0  # published; the epoch is kept, the token unused
+    assert await s.publish(2, "third") == 2  # the seq guard: refused (the stored seq), nothing appended
+    assert await redis.get(KEYS.epoch(CH)) == b"first"
     entries = await s.stream()
     assert ids(entries) == ["0-1", "1-0", "2-0"]  # the marker, then one entry per seq
     assert [e[1][b"m"][:1] for e in entries] == [b"M", b"P", b"P"]
@@ -144,7 +143,7 @@ async def test_a_new_epoch_is_announced_before_the_message_that_starts_it(redis:
         await s.publish(1, "one")
         await s.publish(2, "unused")
         await redis.flushall()  # Redis lost the channel's keys
-        assert await s.publish(3, "two") == [0, b"two"]
+        assert await s.publish(3, "two") == b"two"
         got: list[bytes] = []
         while len(got) < 5:
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
@@ -174,9 +173,9 @@ async def test_maxlen_trims_oldest_first_and_a_trimmed_position_is_refused(redis
 
 async def test_a_status_enters_history_only_when_it_changes_the_state(redis: Redis) -> None:
     s = Scripts(redis)
-    await s.status(status(True, 1))  # a first status that is live announces nothing
+    assert await s.status(status(True, 1)) == b"tok"  # it made the epoch; a first live status is no change
     await s.publish(1)
-    await s.status(status(False, 2))
+    assert await s.status(status(False, 2)) == 0
     await s.status(status(False, 3))  # still stale
     await s.status(status(True, 4))
     await s.publish(2)
@@ -212,7 +211,7 @@ async def test_a_stream_ahead_of_a_lost_seq_starts_again_from_a_marker(redis: Re
     for seq in range(1, 6):
         await s.publish(seq)
     await redis.delete(KEYS.seq(CH))  # the seq alone lost: a new leader starts lower
-    assert await s.publish(3) == [0, b"tok"]
+    assert await s.publish(3) == 0  # published (the epoch was kept)
     assert ids(await s.stream()) == ["0-1", "3-0"]  # never an entry out of order
     assert stream_after(await s.stream("2-0"), 2) is None  # 1 and 2 of before are not vouched for
 
@@ -312,7 +311,7 @@ async def test_a_pubsub_gap_is_filled_from_the_stream_before_the_later_message(
     await eventually(lambda: len(hub.pubs) == 2, what="two trades")
     lost = Scripts(redis)  # 3 and 4 reach Redis, but their pub/sub message is lost
     for seq in (3, 4):
-        assert (await lost.publish(seq, pubch="nobody-listens"))[0] == 0
+        assert await lost.publish(seq, pubch="nobody-listens") == 0
     await lost.status(status(False), pubch="nobody-listens")  # a status in the gap, lost too
     for seq in (5, 6):
         leader.publish(trade(seq))

@@ -299,6 +299,7 @@ class HubSide:
             self.reconnects += 1
             logger.info("redis bus reconnected to %s; resubscribing %d channels", url, len(self.wanted))
             self._refresh.update(self.wanted)
+            self._wake_subs.set()  # the subscribe loop may have run already, before this
         else:
             logger.info("redis bus connected to %s as %s", url, self._link.node)
         self._was_connected = True

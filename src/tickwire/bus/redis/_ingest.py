@@ -45,6 +45,22 @@ def _token() -> str:
     return secrets.token_urlsafe(6)
 
 
+class _Tokens:
+    """The epochs of one batch, should the scripts need them: one random draw for the
+    batch rather than one per publication (about 1 us each)."""
+
+    __slots__ = ("_at", "_raw")
+
+    def __init__(self, count: int) -> None:
+        self._raw = secrets.token_urlsafe(6 * count)  # 8 characters per 6 bytes, no padding
+        self._at = 0
+
+    def next(self) -> str:
+        token = self._raw[self._at : self._at + 8]
+        self._at += 8
+        return token
+
+
 class IngestSide:
     """This node's upstream, when it leads it: the outbox to Redis and the cluster's demand.
 
@@ -73,6 +89,7 @@ class IngestSide:
         self._reconcile_interval = reconcile_interval
         self._max_pending = max_pending
         self._limits = limits
+        self._per_channel: dict[str, tuple[list[str], str, int, int]] = {}  # open channels: dropped on forget
         redis = link.redis
         self._publish_script = redis.register_script(PUBLISH)
         self._publish_next_script = redis.register_script(PUBLISH_NEXT)
@@ -144,29 +161,38 @@ class IngestSide:
         k = self._keys
         while self.outbox:
             batch = [self.outbox.popleft() for _ in range(min(_BATCH, len(self.outbox)))]
+            tokens = _Tokens(len(batch))
             async with self._link.redis.pipeline(transaction=False) as pipe:
                 for item in batch:
                     if isinstance(item, str):  # released: its history ends, the next open is a new epoch
+                        self._per_channel.pop(item, None)
                         await pipe.delete(k.last(item), k.status(item), k.epoch(item), k.hist(item))
                         continue
-                    channel = item.channel
-                    size, ttl = self._limits.of(channel)
+                    keys, pub, size, ttl = self._channel_args(item.channel)
                     if isinstance(item, Publication):
-                        keys = [k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)]
-                        msg = encode_publication(item)
-                        args: list[str | bytes | int] = [k.pub(channel), item.seq, msg, SEQ_TTL_MS]
-                        args += [_token(), size, ttl]
+                        args: list[str | bytes | int] = [pub, item.seq, encode_publication(item), SEQ_TTL_MS]
+                        args += [tokens.next(), size, ttl]
                         await self._publish_script(keys=keys, args=args, client=pipe)
                     else:
-                        keys = [k.seq(channel), k.status(channel), k.epoch(channel), k.hist(channel)]
-                        args = [k.pub(channel), encode_status(item), SEQ_TTL_MS, _token(), size, ttl]
-                        await self._status_script(keys=keys, args=args, client=pipe)
+                        status_keys = [keys[0], k.status(item.channel), keys[2], keys[3]]
+                        args = [pub, encode_status(item), SEQ_TTL_MS, tokens.next(), size, ttl]
+                        await self._status_script(keys=status_keys, args=args, client=pipe)
                 try:
                     results = await pipe.execute()
                 except (RedisError, OSError):
                     self._requeue(batch)
                     raise
             self._after_publish(batch, results)
+
+    def _channel_args(self, channel: str) -> tuple[list[str], str, int, int]:
+        """(seq, last, epoch, hist keys; pub/sub channel; stream size; stream expiry) of
+        ``channel``, built once per open channel rather than once per publication."""
+        found = self._per_channel.get(channel)
+        if found is None:
+            k = self._keys
+            keys = [k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)]
+            found = self._per_channel[channel] = (keys, k.pub(channel), *self._limits.of(channel))
+        return found
 
     def _requeue(self, batch: list[_Item]) -> None:
         """Put a failed batch back in front, in order: the first write after a Redis restart
@@ -179,12 +205,15 @@ class IngestSide:
 
     def _after_publish(self, batch: list[_Item], results: list[Any]) -> None:
         for item, result in zip(batch, results, strict=True):  # one command per item
+            if isinstance(result, bytes) and not isinstance(item, str):
+                # the script made the epoch: a channel no gateway had asked about yet, or Redis lost its keys
+                logger.info("%s: new epoch %s in Redis", item.channel, result.decode())
+                result = 0
             if isinstance(item, Publication):
-                stored = int(result[0])
-                if stored:  # behind the cluster's seq: skip ahead, never repeat a seq
+                if result:  # behind the cluster's seq (the stored one): skip ahead, never repeat a seq
                     self.refused += 1
                     if self.listener is not None:
-                        self.listener.resume_seq(item.channel, stored)
+                        self.listener.resume_seq(item.channel, int(result))
                 else:
                     self.published += 1
 
@@ -220,6 +249,7 @@ class IngestSide:
             "no longer leading upstream %s; releasing %d channels", self._upstream, len(self._forwarded)
         )
         self.outbox.clear()
+        self._per_channel.clear()
         if self.listener is not None:
             for channel in sorted(self._forwarded):
                 self.listener.on_demand(channel, False)

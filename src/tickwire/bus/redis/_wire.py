@@ -58,7 +58,7 @@ ingest's channels; a released channel's keys are deleted at once)."""
 # -- History in Redis ----------------------------------------------------------------
 #
 # Every script that writes a channel first makes sure it has an epoch
-# (_OPEN_EPOCH): when P:{CH}:epoch is missing, Redis lost the channel's keys (or
+# (open_epoch in _LIB): when P:{CH}:epoch is missing, Redis lost the channel's keys (or
 # the ingest released the channel and deleted them), so the history starts
 # again: the old stream is deleted, the epoch is set to the caller's random
 # token and announced on the channel's pub/sub as ``E<epoch>``, before the
@@ -66,13 +66,14 @@ ingest's channels; a released channel's keys are deleted at once)."""
 # again at the same point. The epoch lives as long as the seq (SEQ_TTL_MS,
 # renewed by every write); the stream only HISTORY_IDLE_MS, or the kind's age.
 #
-# _REMEMBER appends to P:{CH}:hist with MAXLEN ~ size. A stream starts with a
+# remember() appends to P:{CH}:hist with MAXLEN ~ size. A stream starts with a
 # marker entry (``M``) at the position before its first message: its id is
 # ``<s0>-0`` (``0-1`` when s0 is 0, as 0-0 is not a valid id). So a reader
 # that finds the entry ``<seq>-0`` (a publication or the marker) knows the
 # stream holds every message after position seq: MAXLEN trims only the oldest
-# entries. An XADD refused as "smaller than the top" (the seq key was lost
-# while the stream stayed) starts the stream again with a marker.
+# entries. The XADD is NOMKSTREAM, so a missing stream (its first message, or
+# expired) and an XADD refused as "smaller than the top" (the seq key was lost
+# while the stream stayed) both start the stream again with a marker.
 _LIB = """
 local function mark_id(s0)
   if s0 == 0 then return '0-1' end
@@ -91,11 +92,8 @@ local function open_epoch(token, pubch, ttl)
 end
 local function remember(id, s0, msg, size, ttl)
   if size <= 0 then return end
-  if redis.call('EXISTS', KEYS[4]) == 0 then
-    redis.call('XADD', KEYS[4], mark_id(s0), 'm', 'M')
-  end
-  local added = redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', size, id, 'm', msg)
-  if type(added) == 'table' and added.err then
+  local added = redis.pcall('XADD', KEYS[4], 'NOMKSTREAM', 'MAXLEN', '~', size, id, 'm', msg)
+  if not added or (type(added) == 'table' and added.err) then
     redis.call('DEL', KEYS[4])
     redis.call('XADD', KEYS[4], mark_id(s0), 'm', 'M')
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', size, id, 'm', msg)
@@ -106,13 +104,15 @@ end
 
 # KEYS: seq, last, epoch, hist. ARGV: pub/sub channel, seq, message, seq ttl ms,
 # epoch token, history size, history ttl ms.
-# Returns {0, epoch} when published, else {the stored seq, false} (the caller is behind).
+# Returns 0 when published, the new epoch when published as the first message of one,
+# else the stored seq (the caller is behind). A plain integer in the common case: an
+# array per publication costs the ingest more to parse than the script costs Redis.
 PUBLISH = (
     _LIB
     + """
 local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
 local seq = tonumber(ARGV[2])
-if seq <= stored then return {stored, false} end
+if seq <= stored then return stored end
 local epoch, created = open_epoch(ARGV[5], ARGV[1], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3])
@@ -120,7 +120,8 @@ local s0 = stored
 if created then s0 = seq - 1 end
 remember(ARGV[2] .. '-0', s0, ARGV[3], tonumber(ARGV[6]), ARGV[7])
 redis.call('PUBLISH', ARGV[1], ARGV[3])
-return {0, epoch}
+if created then return epoch end
+return 0
 """
 )
 
@@ -142,14 +143,14 @@ return {seq, epoch}
 )
 
 # KEYS: seq, status, epoch, hist. ARGV: pub/sub channel, message, seq ttl ms, epoch token,
-# history size, history ttl ms. Returns the epoch.
+# history size, history ttl ms. Returns the new epoch if it made one, else 0.
 # A status enters the history only when it changes the channel's state (stale <-> live;
 # a first status only when stale), the rule the hub follows before fanning one out.
 STATUS = (
     _LIB
     + """
 local previous = redis.call('GET', KEYS[2])
-local epoch = open_epoch(ARGV[4], ARGV[1], ARGV[3])
+local epoch, created = open_epoch(ARGV[4], ARGV[1], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2])
 local live = string.sub(ARGV[2], 2, 2)
 if (previous and string.sub(previous, 2, 2) ~= live) or (not previous and live == '0') then
@@ -157,7 +158,8 @@ if (previous and string.sub(previous, 2, 2) ~= live) or (not previous and live =
   remember(stored .. '-*', stored, ARGV[2], tonumber(ARGV[5]), ARGV[6])
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return epoch
+if created then return epoch end
+return 0
 """
 )
 
