@@ -18,9 +18,8 @@ from ...publications import ChannelStatus, Publication
 from ..base import BusListener
 from ._gapfill import GapFiller, Item
 from ._link import Link, decode_info
+from ._stream import Streams
 from ._wire import (
-    EPOCH,
-    HISTORY,
     SEQ_AT_LEAST,
     SEQ_TTL_MS,
     EpochChange,
@@ -28,7 +27,6 @@ from ._wire import (
     as_bytes,
     decode_epoch,
     decode_message,
-    stream_after,
 )
 
 
@@ -67,8 +65,7 @@ class HubSide:
         self._lease_ttl = lease_ttl
         self._subscribe_timeout = subscribe_timeout
         self._seq_at_least = link.redis.register_script(SEQ_AT_LEAST)
-        self._epoch_script = link.redis.register_script(EPOCH)
-        self._history_script = link.redis.register_script(HISTORY)
+        self.streams = Streams(link)
         self._limits = limits
         self._epochs: dict[str, str] = {}  # the epoch the hub was told, per wanted channel
         self.gaps = GapFiller(self._read_gap, self._hand, max_gap=max_gap, timeout=subscribe_timeout)
@@ -169,7 +166,7 @@ class HubSide:
         epoch = None
         if self.connected and await self._subscribed(channel):
             with contextlib.suppress(RedisError, OSError):
-                epoch = await self._read_epoch(channel)
+                epoch = await self.streams.epoch(channel)
         if epoch is None:
             epoch = f"{secrets.token_urlsafe(6)}.local"  # a '.' is never in a Redis epoch
             self._refresh.add(channel)
@@ -178,14 +175,6 @@ class HubSide:
             self._epochs[channel] = epoch
         return epoch
 
-    async def _read_epoch(self, channel: str) -> str:
-        k = self._keys
-        raw = await self._epoch_script(
-            keys=[k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)],
-            args=[k.pub(channel), secrets.token_urlsafe(6), SEQ_TTL_MS],
-        )
-        return as_bytes(raw).decode()
-
     async def history(
         self, channel: str, epoch: str, after: int, limit: int
     ) -> list[Publication | ChannelStatus] | None:
@@ -193,25 +182,15 @@ class HubSide:
         if not self.connected:
             return None
         try:
-            return await self._read(channel, epoch, after, "+", limit + 2)  # + the entry at ``after``
+            return await self.streams.read(channel, epoch, after, "+", limit + 2)  # + the entry at ``after``
         except (RedisError, OSError) as exc:
             logger.debug("history of %s unreadable: %s", channel, exc)
             return None
 
-    async def _read(
-        self, channel: str, epoch: str | None, after: int, end: str, count: int
-    ) -> list[Publication | ChannelStatus] | None:
-        k = self._keys
-        found_epoch, entries = await self._history_script(
-            keys=[k.epoch(channel), k.hist(channel)], args=[f"{after}-0", end, count]
-        )
-        if found_epoch is None or (epoch is not None and as_bytes(found_epoch).decode() != epoch):
-            return None  # another history than the one asked about
-        return stream_after(entries, after)
-
     async def _read_gap(self, channel: str, seen: int, upto: int) -> list[Publication | ChannelStatus] | None:
         """The messages between publications ``seen`` and ``upto``, whole, or None."""
-        found = await self._read(channel, self._epochs.get(channel), seen, f"({upto}-0", upto - seen + 64)
+        epoch = self._epochs.get(channel)
+        found = await self.streams.read(channel, epoch, seen, f"({upto}-0", upto - seen + 64)
         pubs = [m.seq for m in found or () if isinstance(m, Publication)]
         return found if pubs and pubs[-1] == upto - 1 else None
 
@@ -365,7 +344,7 @@ class HubSide:
             if ready is not None and not ready.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ready), self._subscribe_timeout)
-            epoch = await self._read_epoch(channel)
+            epoch = await self.streams.epoch(channel)
             last, status = await self.last(channel)
             if channel not in self.wanted or self.listener is None or not self.connected:
                 continue
