@@ -344,17 +344,27 @@ class HubSide:
             if ready is not None and not ready.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ready), self._subscribe_timeout)
-            epoch = await self.streams.epoch(channel)
+            epoch = await self._epoch_or_later(channel)
             last, status = await self.last(channel)
             if channel not in self.wanted or self.listener is None or not self.connected:
                 continue
-            if epoch != self._epochs.get(channel):  # Redis lost the channel's keys meanwhile
+            if epoch is not None and epoch != self._epochs.get(channel):  # Redis lost the keys meanwhile
                 self._deliver(EpochChange(channel, epoch))
             if status is None or status.live or status.reason == DOWN:
                 status = ChannelStatus(channel, True, None, self._link.clock_ms())
             self._deliver(status)
             if last is not None:
                 self._deliver(last)  # after a gap: the stream fills it first
+
+    async def _epoch_or_later(self, channel: str) -> str | None:
+        """The channel's epoch for a refresh; None (and compared at the next refresh) when
+        Redis does not answer twice: the first command after a Redis restart often meets a
+        dead pooled connection, and a refresh must still bring status and value back."""
+        for _ in range(2):
+            with contextlib.suppress(RedisError, OSError):
+                return await self.streams.epoch(channel)
+        self._refresh.add(channel)
+        return None
 
     async def lease_loop(self) -> None:
         """Renew this node's demand leases; announce new channels; read the leader's summary."""
