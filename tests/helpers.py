@@ -22,6 +22,7 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from tickwire.bus import Bus
 from tickwire.channels import Channel
 from tickwire.config import Settings, replace
 from tickwire.events import Kline
@@ -286,12 +287,16 @@ class HubRecorder:
     def __init__(self) -> None:
         self.pubs: list[Publication] = []
         self.statuses: list[ChannelStatus] = []
+        self.epochs: list[tuple[str, str]] = []
 
     def on_publication(self, pub: Publication) -> None:
         self.pubs.append(pub)
 
     def on_status(self, status: ChannelStatus) -> None:
         self.statuses.append(status)
+
+    def on_epoch(self, channel: str, epoch: str) -> None:
+        self.epochs.append((channel, epoch))
 
     def seqs(self, channel: str) -> list[int]:
         return [p.seq for p in self.pubs if p.channel == channel]
@@ -314,11 +319,16 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: Settings | None = None, *, source: Source | None = None, port: int = 0, **changes: Any
+    settings: Settings | None = None,
+    *,
+    source: Source | None = None,
+    bus: Bus | None = None,
+    port: int = 0,
+    **changes: Any,
 ) -> AsyncIterator[Running]:
     """A gateway serving on 127.0.0.1: on a free port, or on ``port`` (a restart on the same one)."""
     settings = replace(settings or Settings(), host="127.0.0.1", port=port, **changes)
-    gateway = Gateway(settings, source=source)
+    gateway = Gateway(settings, source=source, bus=bus)
     runner = web.AppRunner(gateway.app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)

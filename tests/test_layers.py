@@ -36,6 +36,7 @@ CORE = (
     "tickwire.orderbook",
     "tickwire.bookview",
     "tickwire.history",
+    "tickwire.backlog",
     "tickwire.resume",
     "tickwire.sources.market",
     "tickwire.sources.simbook",

@@ -30,7 +30,9 @@ Theory of operation:
   subscriber, so no message slips between the replay and the live stream.
   Such a channel stays (still wanted on the bus, its ring filling) for
   ``resume_window`` seconds after its last subscriber left. A book channel's
-  ring holds its recent diffs (docs/book.md, "Resume of books").
+  ring holds its recent diffs (docs/book.md, "Resume of books"). When a resume
+  reaches below the ring, the bus's older history (a Redis stream) is read
+  before the decision, and joined to the ring (:mod:`.backlog`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from .backlog import Backlog
 from .bookview import BookView, Outcome
 from .bus.base import Bus
 from .frames import text_frame
@@ -152,10 +155,11 @@ class Hub:
             or (view is not None and not view.ready)
         ):
             await self._load(state)
+        backlog = await self._reach_back(state, since, replay_cap) if since is not None else None
         if state.dirty:
             self._flush_channel(state)  # the others first, so the newcomer's snapshot is not repeated
         state.subscribers[sub] = None
-        return self._greet(state, since, replay_cap)
+        return self._greet(state, since, replay_cap, backlog)
 
     async def _load(self, state: _Channel) -> None:
         """Read the channel's epoch (once) and its last value and status from the bus."""
@@ -178,17 +182,39 @@ class Hub:
         if state.ring is not None:
             state.ring.start(state.last.seq if state.last is not None else 0)
 
-    def _greet(self, state: _Channel, since: Position | None, replay_cap: int | None) -> Greeting:
+    def _cap(self, replay_cap: int | None) -> int:
+        return self.history.replay_cap if replay_cap is None else min(replay_cap, self.history.replay_cap)
+
+    async def _reach_back(self, state: _Channel, since: Position, replay_cap: int | None) -> Backlog | None:
+        """The bus's messages after ``since`` when the ring does not reach back to it (a
+        gateway that opened the channel after the client's position); None when not needed."""
+        ring, top, cap = state.ring, state.last.seq if state.last is not None else 0, self._cap(replay_cap)
+        if ring is None or since.epoch != state.epoch or not since.seq < ring.floor <= top:
+            return None
+        if top - since.seq > cap:
+            return None  # too many to replay anyway
+        epoch = state.epoch
+        state.pending += 1  # the channel stays while the bus is read
+        try:
+            found = await self._bus.history(state.name, epoch, since.seq, cap)
+        finally:
+            state.pending -= 1
+        if found is None or state.epoch != epoch or state.ring is not ring:
+            return None
+        return Backlog(ring, since.seq, found, cap, top=state.last.seq if state.last is not None else 0)
+
+    def _greet(
+        self, state: _Channel, since: Position | None, replay_cap: int | None, backlog: Backlog | None = None
+    ) -> Greeting:
         assert state.epoch is not None  # _load ran
         top = state.last.seq if state.last is not None else 0
         by_snapshot = recovers_by_snapshot(state.name)
         recoverable = by_snapshot or state.ring is not None
         if since is None:
             return Greeting(self._greeting(state), epoch=state.epoch, seq=top, recoverable=recoverable)
-        cap = self.history.replay_cap if replay_cap is None else min(replay_cap, self.history.replay_cap)
         outcome = decide(
-            since, epoch=state.epoch, top=top, ring=state.ring, by_snapshot=by_snapshot, cap=cap,
-            now_ms=self._clock_ms(),
+            since, epoch=state.epoch, top=top, ring=backlog or state.ring, by_snapshot=by_snapshot,
+            cap=self._cap(replay_cap), now_ms=self._clock_ms(),
         )  # fmt: skip
         if self._on_resume is not None:
             self._on_resume(outcome.result)
@@ -383,6 +409,19 @@ class Hub:
         frame = text_frame(payload)
         for sub in state.subscribers:
             sub.push_final(status.channel, frame)
+
+    def on_epoch(self, channel: str, epoch: str) -> None:
+        """The bus lost ``channel``'s history (Redis flushed): it begins again as ``epoch``,
+        so the ring starts again from the current position, as the bus's stream does."""
+        state = self._channels.get(channel)
+        if state is None or state.epoch == epoch:
+            return
+        state.epoch = epoch
+        ring = state.ring
+        if ring is not None and ring.top is not None:
+            ring.clear()
+            ring.top = None
+            ring.start(state.last.seq if state.last is not None else 0)
 
     def snapshot_frame(self, channel: str) -> bytes | None:
         """The channel's current snapshot as a frame, for a throttled subscriber at its due time.

@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .backlog import Backlog
 from .history import Ring
 from .messages import Ref
 from .protocol import Position, encode_subscribed
@@ -65,12 +66,20 @@ _BY_SNAPSHOT = Outcome(True, snapshot=True)
 
 
 def decide(
-    since: Position, *, epoch: str, top: int, ring: Ring | None, by_snapshot: bool, cap: int, now_ms: int
+    since: Position,
+    *,
+    epoch: str,
+    top: int,
+    ring: Ring | Backlog | None,
+    by_snapshot: bool,
+    cap: int,
+    now_ms: int,
 ) -> Outcome:
     """The outcome of resuming at ``since`` a channel whose position is (``epoch``, ``top``).
 
     Args:
-        ring: the channel's history (None: it keeps none).
+        ring: the channel's history (None: it keeps none); a :class:`~.backlog.Backlog` when
+            the bus's older messages extend it.
         by_snapshot: a latest-value or book channel (a snapshot recovers it).
         cap: most frames this replay may have (per channel, and what is left of the request's budget).
         now_ms: for the ring's age limit.
@@ -85,7 +94,7 @@ def decide(
     return outcome
 
 
-def _from_ring(since: Position, epoch: str, top: int, ring: Ring, cap: int, now_ms: int) -> Outcome:
+def _from_ring(since: Position, epoch: str, top: int, ring: Ring | Backlog, cap: int, now_ms: int) -> Outcome:
     if since.epoch != epoch:
         return _failed(Reason.EPOCH_CHANGED)
     if since.seq > top:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..history import DEFAULT_SIZES, parse_sizes
 from .base import Bus, BusHealth, BusListener, BusUnavailable, DemandListener, UpstreamView
 from .memory import MemoryBus
 
@@ -43,4 +44,5 @@ def make_bus(settings: Settings) -> Bus:
         upstream=settings.source,
         prefix=settings.redis_prefix,
         can_lead=settings.role != "gateway",
+        history={**DEFAULT_SIZES, **dict(parse_sizes(settings.history))},  # the streams keep what rings do
     )

@@ -38,6 +38,9 @@ class BusListener(Protocol):
 
     def on_status(self, status: ChannelStatus) -> None: ...
 
+    def on_epoch(self, channel: str, epoch: str) -> None:
+        """``channel``'s history was lost on the bus and begins again as ``epoch`` (Redis bus)."""
+
 
 class DemandListener(Protocol):
     """The side that owns upstreams (the ingest): told when a channel is wanted or not."""
@@ -100,7 +103,19 @@ class Bus(Protocol):
 
         It changes whenever that history is lost: a restart of a single node,
         a channel reopened after a full release (``unwant`` by the hub, which
-        drops its ring, or ``forget`` by the ingest).
+        drops its ring, or ``forget`` by the ingest). On Redis it is the cluster's,
+        kept in Redis: it changes only when Redis lost the channel's keys or the
+        ingest released the channel.
+        """
+
+    async def history(
+        self, channel: str, epoch: str, after: int, limit: int
+    ) -> list[Publication | ChannelStatus] | None:
+        """The messages of ``channel`` after position ``after`` in ``epoch``, oldest first, from
+        history the bus keeps (a Redis stream): up to ``limit + 1`` of them (more than
+        ``limit``: too many to replay), or None when the bus cannot prove it has every one
+        (it keeps none, trimmed, another epoch, down). The hub asks when its ring does not
+        reach back far enough.
         """
 
     # ingest side

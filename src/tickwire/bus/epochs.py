@@ -7,8 +7,8 @@ the ingest forgot it). So a restart always changes every epoch, and a
 channel reopened after a release gets a new one, while a channel held
 without a break keeps its epoch however long it lives.
 
-This is the single-node rule. The memory bus uses it as is; the Redis bus
-uses it too until the cluster step keeps epochs in Redis, cluster-wide.
+This is the single-node rule of the memory bus. The Redis bus keeps epochs in
+Redis instead, cluster-wide (:mod:`.redis`).
 """
 
 from __future__ import annotations

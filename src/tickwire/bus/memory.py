@@ -53,6 +53,11 @@ class MemoryBus:
     async def epoch(self, channel: str) -> str:
         return self._epochs.epoch(channel)
 
+    async def history(
+        self, channel: str, epoch: str, after: int, limit: int
+    ) -> list[Publication | ChannelStatus] | None:
+        return None  # one node: the hub's ring is all the history there is
+
     def publish(self, pub: Publication) -> None:
         self._last[pub.channel] = pub
         if self._hub is not None:

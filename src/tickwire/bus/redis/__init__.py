@@ -24,6 +24,15 @@ one channel share a slot and one Lua script may touch them all
   and publishes market channels; it refreshes ``P:ingest:UPSTREAM`` (its
   health and the cluster-wide demand, for gateways' ``/health`` and stats)
   and ``P:symbols:UPSTREAM`` (for gateways' symbol validation).
+* **History.** The same scripts append each message (and each status that
+  changes the channel's state) to a stream per channel, ``P:{CH}:hist``
+  (``MAXLEN ~`` the kind's ``--history`` size), and keep the channel's epoch
+  in ``P:{CH}:epoch``, made when missing: when Redis lost the channel's keys,
+  or the ingest released the channel (it deletes them). So a gateway restart
+  or a leader failover keeps the epoch, and any gateway can serve a resume:
+  from its own ring first, from the stream when the ring does not reach back
+  (:meth:`RedisBus.history`). A gateway that sees a seq gap on pub/sub fills
+  it from the stream before the later message (:mod:`._gapfill`).
 * **Faults.** When the pub/sub connection drops, every wanted channel is
   told ``stale`` ("bus disconnected"); the bus reconnects with jittered,
   capped backoff, re-SUBSCRIBEs, renews its leases, re-reads each channel's
@@ -45,21 +54,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 from redis.exceptions import RedisError
 
 from ...clock import wall_ms
 from ...health import SourceHealth
+from ...history import DEFAULT_MAX_AGE_MS, DEFAULT_SIZES
 from ...publications import ChannelStatus, Publication
 from ..base import BusHealth, BusListener, DemandListener
-from ..epochs import LocalEpochs
 from ._books import SnapshotWriter, is_book
 from ._hub import HubSide
 from ._ingest import IngestSide
 from ._link import Link, node_id
-from ._wire import Keys, decode_message, encode_publication, encode_status
+from ._wire import Keys, StreamLimits, decode_message, encode_publication, encode_status
 
 
 __all__ = ["RedisBus", "RedisHealth", "decode_message", "encode_publication", "encode_status", "node_id"]
@@ -78,6 +87,8 @@ class RedisHealth(BusHealth, kw_only=True):
     pending_publications: int
     dropped_publications: int
     refused_publications: int
+    gaps_filled: int
+    gaps_unfilled: int
 
 
 class RedisBus:
@@ -94,6 +105,9 @@ class RedisBus:
         reconcile_interval: seconds between the leader's demand scans and lock steps.
         max_pending: publications queued while Redis is slow or down; the oldest are dropped.
         subscribe_timeout: seconds a new subscriber waits for the channel's SUBSCRIBE.
+        history: messages each channel's stream keeps, by kind (``--history``; 0: no stream).
+        history_max_age_ms: kinds whose streams expire after that long without a message.
+        max_gap: most missing publications a gateway reads from a stream to fill a pub/sub gap.
     """
 
     name = "redis"
@@ -110,6 +124,9 @@ class RedisBus:
         reconcile_interval: float = 1.0,
         max_pending: int = 10_000,
         subscribe_timeout: float = 2.0,
+        history: Mapping[str, int] = DEFAULT_SIZES,
+        history_max_age_ms: Mapping[str, int] = DEFAULT_MAX_AGE_MS,
+        max_gap: int = 1000,
         node: str | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         rng: random.Random | None = None,
@@ -121,19 +138,24 @@ class RedisBus:
         self._link = Link(
             url, keys=Keys(prefix, upstream), node=self.node, clock_ms=clock_ms, rng=rng or random.Random()
         )
-        self._hub = HubSide(self._link, lease_ttl=lease_ttl, subscribe_timeout=subscribe_timeout)
+        limits = StreamLimits(history, history_max_age_ms)
+        self._hub = HubSide(
+            self._link,
+            lease_ttl=lease_ttl,
+            subscribe_timeout=subscribe_timeout,
+            limits=limits,
+            max_gap=max_gap,
+        )
         self._ingest = IngestSide(
             self._link,
             upstream=upstream,
             lock_ttl=lock_ttl,
             reconcile_interval=reconcile_interval,
             max_pending=max_pending,
+            limits=limits,
         )
         self.books = SnapshotWriter(self._link, snapshot=self._book_snapshot, leading=lambda: self.leading)
         self._tasks: list[asyncio.Task[None]] = []
-        # Single-node behaviour until the cluster step (issue 14.4) keeps epochs in Redis:
-        # each gateway names its own histories, so a resume on another gateway is epoch_changed.
-        self._epochs = LocalEpochs()
 
     # -- state, read by the node, /health and the tests ----------------------------------
 
@@ -186,6 +208,7 @@ class RedisBus:
         Every step has a deadline: a shutdown must not hang on a Redis that is slow,
         gone, or holding a connection a cancelled read left half-used.
         """
+        self._hub.gaps.close()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -217,15 +240,20 @@ class RedisBus:
         self._hub.want(channel)
 
     def unwant(self, channel: str) -> None:
-        self._epochs.release(channel)
-        self._hub.unwant(channel)
+        self._hub.unwant(channel)  # the cluster's epoch stays: other nodes and the stream go on
 
     async def last(self, channel: str) -> tuple[Publication | None, ChannelStatus | None]:
         return await self._hub.last(channel)
 
     async def epoch(self, channel: str) -> str:
-        """This process's epoch of ``channel`` (single-node rule, :mod:`..epochs`)."""
-        return self._epochs.epoch(channel)
+        """The cluster's epoch of ``channel``, kept in Redis (made there when missing)."""
+        return await self._hub.epoch(channel)
+
+    async def history(
+        self, channel: str, epoch: str, after: int, limit: int
+    ) -> list[Publication | ChannelStatus] | None:
+        """Messages after position ``after`` of ``epoch``, from the channel's stream."""
+        return await self._hub.history(channel, epoch, after, limit)
 
     # -- ingest side: data out (only while leading) ---------------------------------
 
@@ -238,8 +266,7 @@ class RedisBus:
         self._ingest.enqueue(status)
 
     def forget(self, channel: str) -> None:
-        self._epochs.release(channel)
-        self._ingest.enqueue(channel)
+        self._ingest.enqueue(channel)  # deletes its epoch and stream too: the history ends
         if is_book(channel):
             self.books.forget(channel)
 
@@ -290,4 +317,6 @@ class RedisBus:
             pending_publications=len(self._ingest.outbox),
             dropped_publications=self.dropped,
             refused_publications=self.refused,
+            gaps_filled=self._hub.gaps.filled,
+            gaps_unfilled=self._hub.gaps.unfilled,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from ._wire import (
     PUBLISH_NEXT,
     SENTINEL,
     SEQ_TTL_MS,
+    STATUS,
+    StreamLimits,
     encode_publication,
     encode_status,
     split_template,
@@ -37,6 +40,27 @@ _BATCH = 500  # outbox items per pipeline
 _Item = Publication | ChannelStatus | str  # a str: forget that channel's last value and status
 
 
+def _token() -> str:
+    """A new epoch, should the script find none: 6 random bytes (8 characters)."""
+    return secrets.token_urlsafe(6)
+
+
+class _Tokens:
+    """The epochs of one batch, should the scripts need them: one random draw for the
+    batch rather than one per publication (about 1 us each)."""
+
+    __slots__ = ("_at", "_raw")
+
+    def __init__(self, count: int) -> None:
+        self._raw = secrets.token_urlsafe(6 * count)  # 8 characters per 6 bytes, no padding
+        self._at = 0
+
+    def next(self) -> str:
+        token = self._raw[self._at : self._at + 8]
+        self._at += 8
+        return token
+
+
 class IngestSide:
     """This node's upstream, when it leads it: the outbox to Redis and the cluster's demand.
 
@@ -46,6 +70,7 @@ class IngestSide:
         lock_ttl: seconds the leader lock lives without renewal.
         reconcile_interval: seconds between the leader's demand scans and lock steps.
         max_pending: publications queued while Redis is slow or down; the oldest are dropped.
+        limits: how much history each channel's stream keeps.
     """
 
     def __init__(
@@ -56,15 +81,19 @@ class IngestSide:
         lock_ttl: float,
         reconcile_interval: float,
         max_pending: int,
+        limits: StreamLimits,
     ) -> None:
         self._link = link
         self._keys = link.keys
         self._upstream = upstream
         self._reconcile_interval = reconcile_interval
         self._max_pending = max_pending
+        self._limits = limits
+        self._per_channel: dict[str, tuple[list[str], str, int, int]] = {}  # open channels: dropped on forget
         redis = link.redis
         self._publish_script = redis.register_script(PUBLISH)
         self._publish_next_script = redis.register_script(PUBLISH_NEXT)
+        self._status_script = redis.register_script(STATUS)
         self.lock = LeaderLock(redis, self._keys.lock, link.node, ttl=lock_ttl)
         self.listener: DemandListener | None = None
         self.outbox: deque[_Item] = deque()
@@ -105,10 +134,11 @@ class IngestSide:
     async def publish_data(self, channel: str, encode: Callable[[int], bytes], *, event_time: int) -> int:
         head, tail = split_template(encode(SENTINEL))
         k = self._keys
+        size, ttl = self._limits.of(channel)
         try:
-            seq = await self._publish_next_script(
-                keys=[k.seq(channel), k.last(channel)],
-                args=[k.pub(channel), channel, event_time, head, tail, SEQ_TTL_MS],
+            seq, _ = await self._publish_next_script(
+                keys=[k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)],
+                args=[k.pub(channel), channel, event_time, head, tail, SEQ_TTL_MS, _token(), size, ttl],
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis unavailable: {exc}") from exc
@@ -131,25 +161,38 @@ class IngestSide:
         k = self._keys
         while self.outbox:
             batch = [self.outbox.popleft() for _ in range(min(_BATCH, len(self.outbox)))]
+            tokens = _Tokens(len(batch))
             async with self._link.redis.pipeline(transaction=False) as pipe:
                 for item in batch:
+                    if isinstance(item, str):  # released: its history ends, the next open is a new epoch
+                        self._per_channel.pop(item, None)
+                        await pipe.delete(k.last(item), k.status(item), k.epoch(item), k.hist(item))
+                        continue
+                    keys, pub, size, ttl = self._channel_args(item.channel)
                     if isinstance(item, Publication):
-                        msg = encode_publication(item)
-                        args: list[str | bytes | int] = [k.pub(item.channel), item.seq, msg, SEQ_TTL_MS]
-                        keys = [k.seq(item.channel), k.last(item.channel)]
+                        args: list[str | bytes | int] = [pub, item.seq, encode_publication(item), SEQ_TTL_MS]
+                        args += [tokens.next(), size, ttl]
                         await self._publish_script(keys=keys, args=args, client=pipe)
-                    elif isinstance(item, ChannelStatus):
-                        msg = encode_status(item)
-                        await pipe.set(k.status(item.channel), msg)
-                        await pipe.publish(k.pub(item.channel), msg)
                     else:
-                        await pipe.delete(k.last(item), k.status(item))
+                        status_keys = [keys[0], k.status(item.channel), keys[2], keys[3]]
+                        args = [pub, encode_status(item), SEQ_TTL_MS, tokens.next(), size, ttl]
+                        await self._status_script(keys=status_keys, args=args, client=pipe)
                 try:
                     results = await pipe.execute()
                 except (RedisError, OSError):
                     self._requeue(batch)
                     raise
             self._after_publish(batch, results)
+
+    def _channel_args(self, channel: str) -> tuple[list[str], str, int, int]:
+        """(seq, last, epoch, hist keys; pub/sub channel; stream size; stream expiry) of
+        ``channel``, built once per open channel rather than once per publication."""
+        found = self._per_channel.get(channel)
+        if found is None:
+            k = self._keys
+            keys = [k.seq(channel), k.last(channel), k.epoch(channel), k.hist(channel)]
+            found = self._per_channel[channel] = (keys, k.pub(channel), *self._limits.of(channel))
+        return found
 
     def _requeue(self, batch: list[_Item]) -> None:
         """Put a failed batch back in front, in order: the first write after a Redis restart
@@ -161,17 +204,18 @@ class IngestSide:
             self.dropped += 1
 
     def _after_publish(self, batch: list[_Item], results: list[Any]) -> None:
-        at = 0
-        for item in batch:
+        for item, result in zip(batch, results, strict=True):  # one command per item
+            if isinstance(result, bytes) and not isinstance(item, str):
+                # the script made the epoch: a channel no gateway had asked about yet, or Redis lost its keys
+                logger.info("%s: new epoch %s in Redis", item.channel, result.decode())
+                result = 0
             if isinstance(item, Publication):
-                stored = int(results[at])
-                if stored:  # behind the cluster's seq: skip ahead, never repeat a seq
+                if result:  # behind the cluster's seq (the stored one): skip ahead, never repeat a seq
                     self.refused += 1
                     if self.listener is not None:
-                        self.listener.resume_seq(item.channel, stored)
+                        self.listener.resume_seq(item.channel, int(result))
                 else:
                     self.published += 1
-            at += 2 if isinstance(item, ChannelStatus) else 1  # a status is SET + PUBLISH
 
     # -- demand in -------------------------------------------------------------
 
@@ -205,6 +249,7 @@ class IngestSide:
             "no longer leading upstream %s; releasing %d channels", self._upstream, len(self._forwarded)
         )
         self.outbox.clear()
+        self._per_channel.clear()
         if self.listener is not None:
             for channel in sorted(self._forwarded):
                 self.listener.on_demand(channel, False)
