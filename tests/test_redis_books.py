@@ -165,6 +165,21 @@ def gateway(url: str, **changes: Any) -> contextlib.AbstractAsyncContextManager[
     return running_gateway(role="gateway", redis_url=url, **changes)
 
 
+def lose_diffs(running: Running, n: int) -> list[dict[str, Any]]:
+    """Make the gateway's pub/sub lose the next ``n`` messages of ``book:BTCUSDT:20``."""
+    hub_side = bus_of(running)._hub
+    on_message, dropped = hub_side._on_message, list[dict[str, Any]]()
+
+    def lossy(message: dict[str, Any]) -> None:
+        if message["type"] == "message" and b"book:BTCUSDT:20\n" in message["data"] and len(dropped) < n:
+            dropped.append(message)
+            return
+        on_message(message)
+
+    hub_side._on_message = lossy  # type: ignore[method-assign]
+    return dropped
+
+
 def bus_of(running: Running) -> RedisBus:
     bus = running.gateway.bus
     assert isinstance(bus, RedisBus)
@@ -440,20 +455,7 @@ async def test_a_gap_on_a_gateways_pubsub_ends_in_a_resync_never_a_wrong_book(
     ):
         async with following(a.ws_url, D20) as [fa], following(b.ws_url, D20) as [fb]:
             await eventually(lambda: len(fb.diffs) >= 20, 10, what="B to serve diffs")
-            hub_side = bus_of(b)._hub
-            on_message, dropped = hub_side._on_message, list[dict[str, Any]]()
-
-            def lossy(message: dict[str, Any]) -> None:
-                if (
-                    message["type"] == "message"
-                    and b"book:BTCUSDT:20\n" in message["data"]
-                    and len(dropped) < 3
-                ):
-                    dropped.append(message)
-                    return
-                on_message(message)
-
-            hub_side._on_message = lossy  # type: ignore[method-assign]
+            dropped = lose_diffs(b, 3)
             await eventually(lambda: len(dropped) == 3, what="three diffs lost")
             await eventually(lambda: len(fb.snapshot_seqs) == 2, 5, what="B to re-sync its clients")
             resync = fb.snapshot_seqs[1]
@@ -476,20 +478,7 @@ async def test_a_gap_on_a_gateways_pubsub_is_filled_from_the_stream(redis_server
     ):
         async with following(a.ws_url, D20) as [fa], following(b.ws_url, D20) as [fb]:
             await eventually(lambda: len(fb.diffs) >= 20, 10, what="B to serve diffs")
-            hub_side = bus_of(b)._hub
-            on_message, dropped = hub_side._on_message, list[dict[str, Any]]()
-
-            def lossy(message: dict[str, Any]) -> None:
-                if (
-                    message["type"] == "message"
-                    and b"book:BTCUSDT:20\n" in message["data"]
-                    and len(dropped) < 3
-                ):
-                    dropped.append(message)
-                    return
-                on_message(message)
-
-            hub_side._on_message = lossy  # type: ignore[method-assign]
+            dropped = lose_diffs(b, 3)
             await eventually(lambda: len(dropped) == 3, what="three diffs lost")
             after = max(fb.books) if fb.books else 0
             await eventually(lambda: diffs_after(fb, after) >= 10 and diffs_after(fa, after) >= 10, 10)
