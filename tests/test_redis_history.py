@@ -449,3 +449,27 @@ async def test_releasing_a_channel_deletes_its_history(
 
     await eventually(gone, what="the epoch and the stream deleted")
     assert await gateway.epoch(CH) != epoch  # reopened: a new history
+
+
+async def test_a_late_subscribe_still_acks_the_clusters_epoch(redis_server: RedisServer) -> None:
+    """A gateway whose SUBSCRIBE is not confirmed in time (a connect storm) reads the
+    epoch anyway: a local one would make every client acked meanwhile `epoch_changed`
+    on its next resume (bench W7 found 129 of 1,000)."""
+    leader, late = fast_bus(redis_server.url), fast_bus(redis_server.url, can_lead=False)
+    leader.attach_hub(HubRecorder())
+    leader.attach_ingest(Ingest())
+    hub = HubRecorder()
+    late.attach_hub(hub)
+    await leader.start()
+    await late.start()
+    try:
+        await eventually(lambda: leader.leading and late.connected, what="a leader and a gateway")
+        late._hub._subscribe_timeout = 0.0  # the confirmation never arrives in time
+        late.want(CH)
+        epoch = await late.epoch(CH)
+        assert not epoch.endswith(".local") and epoch == await leader.epoch(CH)
+        await eventually(lambda: CH in late._hub._epochs and not late._hub._refresh, what="the re-check")
+        assert hub.epochs == []  # the refresh found the same epoch: the ring is not restarted
+    finally:
+        await late.close()
+        await leader.close()

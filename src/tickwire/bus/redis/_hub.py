@@ -165,17 +165,22 @@ class HubSide:
         """The channel's epoch in Redis, made there now when it has none.
 
         Read after the channel's SUBSCRIBE, so a later change reaches this
-        node as an ``E`` message. When Redis cannot answer, a local epoch
+        node as an ``E`` message (when the SUBSCRIBE is late, read anyway and
+        compared again by the refresh). When Redis cannot answer, a local epoch
         that matches no client's (so a resume is ``epoch_changed``, never a
         wrong replay); the refresh after the reconnect tells the hub the real one.
         """
         epoch = None
-        if self.connected and await self._subscribed(channel):
+        subscribed = self.connected and await self._subscribed(channel)
+        if self.connected:
+            # read even when the SUBSCRIBE is late (a connect storm): a local epoch would
+            # turn every client acked meanwhile into epoch_changed on its next resume
             with contextlib.suppress(RedisError, OSError):
                 epoch = await self.streams.epoch(channel)
         if epoch is None:
             epoch = f"{secrets.token_urlsafe(6)}.local"  # a '.' is never in a Redis epoch
-            self._refresh.add(channel)
+        if epoch.endswith(".local") or not subscribed:
+            self._refresh.add(channel)  # compared again once subscribed: a change is an E then
             self._wake_subs.set()
         if channel in self.wanted:
             self._epochs[channel] = epoch
