@@ -283,12 +283,13 @@ class Session(SubscriptionsMixin, IdentityMixin):
     def take(self) -> tuple[Socket, bytes] | None:
         """For the flusher: the socket and everything pending as one ``bytes``, or None."""
         self._marked = False
-        if self.closed or self._parked is not None or not self._outbox:
+        if self.closed or self._parked is not None:
             return None
         socket = self._socket
         if socket is None or socket.is_closing():  # the reader sees the close and cleans up
             return None
-        return socket, self._outbox.take()
+        data = self._outbox.take()  # b"" when empty: no Outbox.__bool__ call per session (hot)
+        return (socket, data) if data else None
 
     def park(self) -> None:
         """For the flusher: the socket's buffer is over the high-water mark; wait for it."""
