@@ -4,6 +4,7 @@ lost the channel's keys (bus/redis/_wire.py, "History in Redis")."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -263,12 +264,15 @@ class Ingest:
         return None
 
 
-@pytest.fixture
-async def pair(redis_server: RedisServer) -> AsyncIterator[tuple[RedisBus, RedisBus, HubRecorder]]:
-    """A leading ingest's bus and a gateway's bus wanting CH, with the gateway's hub recorder."""
+@contextlib.asynccontextmanager
+async def leader_and_gateway(
+    url: str, *, want: bool = True, **gateway_options: Any
+) -> AsyncIterator[tuple[RedisBus, RedisBus, HubRecorder]]:
+    """A leading ingest's bus and a gateway's bus (wanting CH when ``want``), with the
+    gateway's hub recorder."""
     leader, gateway, hub = (
-        fast_bus(redis_server.url),
-        fast_bus(redis_server.url, can_lead=False),
+        fast_bus(url),
+        fast_bus(url, can_lead=False, **gateway_options),
         HubRecorder(),
     )
     leader.attach_hub(HubRecorder())
@@ -278,12 +282,19 @@ async def pair(redis_server: RedisServer) -> AsyncIterator[tuple[RedisBus, Redis
     await gateway.start()
     try:
         await eventually(lambda: leader.leading and gateway.connected, what="a leader and a gateway")
-        gateway.want(CH)
-        await gateway.last(CH)
+        if want:
+            gateway.want(CH)
+            await gateway.last(CH)
         yield leader, gateway, hub
     finally:
         await gateway.close()
         await leader.close()
+
+
+@pytest.fixture
+async def pair(redis_server: RedisServer) -> AsyncIterator[tuple[RedisBus, RedisBus, HubRecorder]]:
+    async with leader_and_gateway(redis_server.url) as buses:
+        yield buses
 
 
 async def test_a_gateway_reads_the_stream_of_its_epoch_only(
@@ -386,20 +397,7 @@ async def test_a_gap_the_stream_cannot_fill_is_delivered_as_is(
 
 
 async def test_a_gap_wider_than_max_gap_is_not_read(redis_server: RedisServer, redis: Redis) -> None:
-    leader, gateway, hub = (
-        fast_bus(redis_server.url),
-        fast_bus(redis_server.url, can_lead=False, max_gap=2),
-        HubRecorder(),
-    )
-    leader.attach_hub(HubRecorder())
-    leader.attach_ingest(Ingest())
-    gateway.attach_hub(hub)
-    await leader.start()
-    await gateway.start()
-    try:
-        await eventually(lambda: leader.leading and gateway.connected, what="a leader and a gateway")
-        gateway.want(CH)
-        await gateway.last(CH)
+    async with leader_and_gateway(redis_server.url, max_gap=2) as (leader, gateway, hub):
         leader.publish(trade(1))
         await eventually(lambda: len(hub.pubs) == 1, what="a trade")
         lost = Scripts(redis)
@@ -408,9 +406,6 @@ async def test_a_gap_wider_than_max_gap_is_not_read(redis_server: RedisServer, r
         leader.publish(trade(5))
         await eventually(lambda: len(hub.pubs) == 2, what="the trade after the gap")
         assert gateway.health().gaps_unfilled == 1
-    finally:
-        await gateway.close()
-        await leader.close()
     assert [p.seq for p in hub.pubs] == [1, 5]
 
 
@@ -455,21 +450,10 @@ async def test_a_late_subscribe_still_acks_the_clusters_epoch(redis_server: Redi
     """A gateway whose SUBSCRIBE is not confirmed in time (a connect storm) reads the
     epoch anyway: a local one would make every client acked meanwhile `epoch_changed`
     on its next resume (bench W7 found 129 of 1,000)."""
-    leader, late = fast_bus(redis_server.url), fast_bus(redis_server.url, can_lead=False)
-    leader.attach_hub(HubRecorder())
-    leader.attach_ingest(Ingest())
-    hub = HubRecorder()
-    late.attach_hub(hub)
-    await leader.start()
-    await late.start()
-    try:
-        await eventually(lambda: leader.leading and late.connected, what="a leader and a gateway")
+    async with leader_and_gateway(redis_server.url, want=False) as (leader, late, hub):
         late._hub._subscribe_timeout = 0.0  # the confirmation never arrives in time
         late.want(CH)
         epoch = await late.epoch(CH)
         assert not epoch.endswith(".local") and epoch == await leader.epoch(CH)
         await eventually(lambda: CH in late._hub._epochs and not late._hub._refresh, what="the re-check")
         assert hub.epochs == []  # the refresh found the same epoch: the ring is not restarted
-    finally:
-        await late.close()
-        await leader.close()
