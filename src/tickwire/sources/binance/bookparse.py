@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import TypeVar
 
 import msgspec
 
@@ -127,9 +128,18 @@ class _Info(msgspec.Struct):
     rateLimits: list[_RateLimit] = []
 
 
+_T = TypeVar("_T")
+
 _diff = msgspec.json.Decoder(_Diff)
 _rest = msgspec.json.Decoder(_Rest)
 _info = msgspec.json.Decoder(_Info)
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UpstreamError(f"bad {what}: {exc}") from exc
 
 
 def parse_diff(data: bytes) -> DiffEvent:
@@ -144,10 +154,7 @@ def parse_diff(data: bytes) -> DiffEvent:
     Raises:
         UpstreamError: not that shape.
     """
-    try:
-        m = _diff.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UpstreamError(f"bad depthUpdate: {exc}") from exc
+    m = _decode(_diff, data, "depthUpdate")
     return DiffEvent(m.s, m.U, m.u, tuple(m.b), tuple(m.a), m.E)
 
 
@@ -160,10 +167,7 @@ def parse_rest_book(body: bytes) -> RestBook:
     Raises:
         UpstreamError: not that shape.
     """
-    try:
-        m = _rest.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UpstreamError(f"bad depth snapshot: {exc}") from exc
+    m = _decode(_rest, body, "depth snapshot")
     return RestBook(m.lastUpdateId, tuple(m.bids), tuple(m.asks))
 
 
@@ -189,10 +193,7 @@ def parse_exchange_facts(body: bytes) -> ExchangeFacts:
     Raises:
         UpstreamError: not that shape.
     """
-    try:
-        info = _info.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UpstreamError(f"bad exchangeInfo: {exc}") from exc
+    info = _decode(_info, body, "exchangeInfo")
     weight = next(
         (
             r.limit
