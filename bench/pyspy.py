@@ -161,6 +161,7 @@ def write_profile(out: Path, profiles: list[Profile], context: list[str]) -> Pat
         if p.native:
             lines += _table("All frames, by self time", p.frames)
         lines += _table("Python frames, by self time (C callees included)", p.python)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "PROFILE.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from .paired import paired_section
 from .sections import w6_section, w7_section
 from .targets import evaluate, step_at
 
@@ -110,6 +111,8 @@ def write_results(out: Path, env: dict[str, Any], results: dict[str, Any]) -> No
               ""]  # fmt: skip
     if "W1" in results:
         lines += _ramp_section("W1: one hot channel, rate ramp to saturation", results["W1"])
+    if results.get("W1P"):
+        lines += paired_section(results["W1P"])
     if "W2" in results:
         lines += _ramp_section("W2: skewed popularity over many channels", results["W2"])
     if "W3" in results:

@@ -29,6 +29,7 @@ from typing import Any
 
 from .books import w6
 from .loadgen import Workers
+from .paired import w1_paired
 from .storm import w7
 
 
@@ -426,6 +427,10 @@ def w5(kind: str, workers: Workers, scale: Scale) -> dict[str, Any]:
 
 
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
+"""Per workload, its function, run once per server."""
+TOGETHER = {"W1P": w1_paired}
+"""Workloads that run their servers side by side (:mod:`bench.paired`)."""
+ORDER = ("W1", "W1P", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
 # -- main ----------------------------------------------------------------------------
@@ -447,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     parser.add_argument(
-        "--only", default=os.environ.get("BENCH_ONLY", ",".join(WORKLOADS)),
+        "--only", default=os.environ.get("BENCH_ONLY", ",".join(ORDER)),
         help="workloads to run, e.g. W6,W7 (books and resume, tickwire only)",
     )  # fmt: skip
     parser.add_argument("--servers", default=os.environ.get("BENCH_SERVERS", ",".join(SERVERS)))
@@ -476,13 +481,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         for name in only:
-            log(f"{name}: {WORKLOADS[name].__doc__}")
+            log(f"{name}: {(WORKLOADS.get(name) or TOGETHER[name]).__doc__}")
             kinds = [k for k in servers if name not in SKIP.get(k, ())]
             if name in TICKWIRE_ONLY:
                 kinds = [k for k in kinds if k == "tickwire"]
             if name == "W1" and "tickwire" in kinds:
                 kinds.insert(kinds.index("tickwire") + 1, "tickwire-1f")
-            results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}
+            if name in TOGETHER:
+                results[name] = TOGETHER[name](kinds, workers, scale)
+            else:
+                results[name] = {kind: WORKLOADS[name](kind, workers, scale) for kind in kinds}
             Path(args.out).mkdir(parents=True, exist_ok=True)
             (Path(args.out) / "results.partial.json").write_text(json.dumps(results))
         if args.profile:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from bench.capture import with_partial_depth
+from bench.paired import paired_section, summarise as summarise_pairs
 from bench.pyspy import summarise
 from bench.storm import CONFIGS
 from bench.targets import TARGETS, evaluate
@@ -130,6 +131,34 @@ def test_targets_compare_tickwire_with_the_floor_at_the_same_rate() -> None:
     assert "at 50 msg/s" in got["W2-p99"].reference
     for key in ("W3-idle", "W4-p99", "W4-rss", "W5-drain"):
         assert got[key].verdict == "not measured" and got[key].met is None
+
+
+def test_w1_50k_targets_read_the_medians_of_the_alternating_rounds_when_w1p_ran() -> None:
+    # per round: floor CPU, tickwire CPU, floor p99, tickwire p99
+    rounds = [(10.0, 11.0, 8.0, 12.0), (9.0, 12.6, 8.0, 20.0), (10.0, 11.5, 9.0, 11.0)]
+    steps = {
+        "floor": [_step(50, 50e3, 50e3, fc, fp) for fc, _, fp, _ in rounds],
+        "tickwire": [_step(50, 50e3, 50e3, tc, tp) for _, tc, _, tp in rounds],
+    }
+    paired = {"rate": 50, "clients": 1000, "seconds": 3.0, "steps": steps, **summarise_pairs(steps)}
+    assert paired["cpu_ratios"] == pytest.approx([1.1, 1.4, 1.15])
+    assert paired["cpu_ratio"] == pytest.approx(1.15) and paired["p99_over_median"] == pytest.approx(4.0)
+    # the single ramp step says 1.5x; the median of the rounds decides
+    results = {
+        "W1": {
+            "floor": _run(_step(50, 50e3, 50e3, 10.0, 8.0)),
+            "tickwire": _run(_step(50, 50e3, 50e3, 15.0, 8.0)),
+        },
+        "W1P": paired,
+    }
+    got = {t.key: t for t in evaluate(results)}
+    assert got["W1-50k-cpu"].verdict == "met" and got["W1-50k-cpu"].compared == "1.15x"
+    assert "median of 3" in got["W1-50k-cpu"].tickwire
+    assert got["W1-50k-p99"].verdict == "met" and got["W1-50k-p99"].compared == "+4.0 ms (median)"
+    del results["W1P"]
+    assert {t.key: t for t in evaluate(results)}["W1-50k-cpu"].verdict == "missed by 0.30x"
+    text = "\n".join(paired_section(paired))
+    assert "| **median** |" in text and "1.10-1.40x" in text
 
 
 def test_w2_target_missed_when_tickwire_saturated_below_the_floors_half() -> None:

@@ -158,7 +158,7 @@ async def test_a_stalled_book_reader_gets_snapshots_not_a_backlog_nor_a_4008() -
         stalled = await StalledClient.connect(gw.ws_url, book.channel)
         [session] = set(gw.gateway.sessions) - before
         # a small kernel send buffer: the gateway's own buffer fills after ~300 KB, not 4 MB
-        transport = session._socket
+        transport = session.socket
         assert isinstance(transport, asyncio.Transport)
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         seen: list[dict[str, Any]] = []

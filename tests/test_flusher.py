@@ -181,10 +181,11 @@ async def test_flusher_cancel_forgets_pending_sessions() -> None:
 
     class Probe:
         high_water = 100
+        socket = FakeTransport()
 
-        def take(self) -> tuple[FakeTransport, bytes]:
+        def take(self) -> bytes:
             flushed.append(1)
-            return FakeTransport(), b"x" * 10
+            return b"x" * 10
 
         def park(self) -> None:
             raise AssertionError("10 bytes are under the high-water mark")

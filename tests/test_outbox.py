@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from tickwire import outbox
 from tickwire.outbox import Outbox
 
 
@@ -186,11 +187,21 @@ class OutboxMachine(RuleBasedStateMachine):
         assert self.box.purge(channel) == len(self.model) - len(kept)
         self.model = kept
 
+    @rule()
+    def clear(self) -> None:
+        assert self.box.clear() == len(self.model)
+        self.model.clear()
+
     @invariant()
     def counts_agree(self) -> None:
         assert self.box.queued == len(self.model)
         assert self.box.finals == self._must() <= self.max_queue
         assert bool(self.box) == bool(self.model)
+
+    @invariant()
+    def the_shared_empty_containers_stay_empty(self) -> None:
+        # an outbox that never held two frames uses them; a write to them would reach every other
+        assert outbox._NO_FRAMES == [] and outbox._NO_CHANNELS == [] and outbox._NO_INDEX == {}
 
 
 OutboxMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

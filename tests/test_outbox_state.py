@@ -13,6 +13,7 @@ from typing import ClassVar
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from tickwire import outbox
 from tickwire.outbox import MAX_STATE_DIFFS, Outbox
 
 
@@ -275,6 +276,10 @@ class StateMachine(RuleBasedStateMachine):
     @invariant()
     def finals_count_only_what_must_be_delivered(self) -> None:
         assert self.box.finals == self.finals
+
+    @invariant()
+    def the_shared_empty_containers_stay_empty(self) -> None:
+        assert outbox._NO_FRAMES == [] and outbox._NO_CHANNELS == [] and outbox._NO_INDEX == {}
 
 
 TestState = StateMachine.TestCase

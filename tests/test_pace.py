@@ -14,6 +14,7 @@ import asyncio
 import time
 
 from tickwire.flusher import Flusher
+from tickwire.hub import BURST_AUDIENCE
 from tickwire.publications import ChannelStatus
 from tickwire.session import Limits, Session
 
@@ -41,8 +42,8 @@ class Probe:
     def __init__(self, socket: FakeTransport) -> None:
         self.socket = socket
 
-    def take(self) -> tuple[FakeTransport, bytes]:
-        return self.socket, b"x"
+    def take(self) -> bytes:
+        return b"x"
 
     def park(self) -> None:
         raise AssertionError("one byte is under the high-water mark")
@@ -77,7 +78,7 @@ async def test_the_hold_is_capped_by_max_hold() -> None:
 async def test_held_latest_values_conflate_to_the_newest_while_finals_and_statuses_go_out_at_once() -> None:
     rig = Rig(1)
     holding = [True]
-    rig.hub.hold = lambda: 0.1 if holding[0] else 0.0
+    rig.hub.hold = lambda _at: 0.1 if holding[0] else 0.0
     await rig.join("price:BTCUSDT")
     await rig.join("trades:BTCUSDT")
     transport = rig.transports[0]
@@ -104,7 +105,8 @@ async def test_held_latest_values_conflate_to_the_newest_while_finals_and_status
 
 async def test_a_final_on_a_channel_with_a_held_latest_value_supersedes_it_in_order() -> None:
     rig = Rig(1)
-    rig.hub.hold = lambda: 0.1
+    until = time.perf_counter() + 0.2  # a hold that ends, as every real one does
+    rig.hub.hold = lambda _at: max(0.0, until - time.perf_counter())
     await rig.join("klines:BTCUSDT:1m")
     rig.bus.publish(pub("klines:BTCUSDT:1m", 1, final=False))  # the candle in progress
     await iterations(2)
@@ -154,3 +156,76 @@ def rig_session(rig: Rig, i: int, transport: FakeTransport) -> Session:
     )
     session.start()
     return session
+
+
+async def test_past_its_length_a_hold_lasts_while_values_keep_coming_until_a_pause_or_max_hold() -> None:
+    flusher = Flusher(slow_flush=0.001, max_hold=0.08, quiet=0.01)
+    slow = SlowTransport()
+    slow.cost = 0.004
+    flusher.mark(Probe(slow))
+    await iterations()
+    took = flusher.hold()
+    assert 0.0 < took <= 0.008
+    await asyncio.sleep(took + 0.001)
+    assert flusher.hold() == 0.0 or flusher.hold(time.perf_counter() - 0.02) == 0.0  # no value lately: over
+
+    flusher.mark(Probe(slow))  # a second long flush, then a burst that goes on
+    await iterations()
+    await asyncio.sleep(flusher.hold() + 0.001)
+    burst_at = time.perf_counter()
+    wait = flusher.hold(burst_at)  # a value just came: hold until a pause of `quiet`
+    assert 0.005 < wait <= 0.01
+    ended = time.perf_counter() + 0.1
+    while time.perf_counter() < ended and flusher.hold(time.perf_counter()):
+        await asyncio.sleep(0.002)  # values keep coming every 2 ms
+    held = time.perf_counter() - burst_at
+    assert held < 0.08  # never past max_hold after the flush, however long the burst
+    assert flusher.hold(time.perf_counter()) == 0.0  # and then the newest goes out
+
+
+def paced_rig(n: int) -> Rig:
+    """``n`` sessions on the real flusher, which paces the real hub as in the gateway."""
+    rig = Rig(0)
+    rig.flusher = Flusher(on_flush=rig.stats.count_flush, quiet=0.005)
+    rig.hub.hold, rig.hub.on_burst = rig.flusher.hold, rig.flusher.brace
+    rig.transports = [FakeTransport() for _ in range(n)]
+    rig.sessions = [rig_session(rig, i, t) for i, t in enumerate(rig.transports)]
+    return rig
+
+
+async def test_a_burst_to_a_big_audience_is_held_from_its_start_and_written_once() -> None:
+    """Two values in one iteration to BURST_AUDIENCE clients: the burst has begun, and its
+    first value is not a flush of its own; the newest goes out once the burst pauses."""
+    rig = paced_rig(BURST_AUDIENCE)
+    await rig.join("price:BTCUSDT")
+    seq = 0
+    for _ in range(8):  # 8 ticks of 10 values, 1 ms apart (W5's shape, smaller)
+        for _ in range(10):
+            seq += 1
+            rig.bus.publish(pub("price:BTCUSDT", seq, final=False))
+        await asyncio.sleep(0.001)
+    await eventually(lambda: all(t.writes for t in rig.transports), timeout=2.0, what="the newest value")
+    for i in range(len(rig.transports)):
+        assert rig.seqs(i) == [("price:BTCUSDT", seq)]  # one write, of the newest
+
+
+async def test_below_the_audience_a_burst_goes_out_at_once_and_finals_are_never_held() -> None:
+    rig = paced_rig(3)
+    await rig.join("price:BTCUSDT")
+    await rig.join("trades:BTCUSDT")
+    for seq in (1, 2, 3):
+        rig.bus.publish(pub("price:BTCUSDT", seq, final=False))
+    await iterations(3)
+    assert rig.seqs(0) == [("price:BTCUSDT", 3)]  # the next iteration: no pace for 3 clients
+
+    big = paced_rig(BURST_AUDIENCE)
+    await big.join("price:BTCUSDT")
+    await big.join("trades:BTCUSDT")
+    for seq in (1, 2):
+        big.bus.publish(pub("price:BTCUSDT", seq, final=False))
+    big.bus.publish(pub("trades:BTCUSDT", 1, final=True))
+    await iterations(3)
+    assert big.seqs(0) == [("trades:BTCUSDT", 1)]  # the final at once; the burst's price is held
+    transport = big.transports[0]
+    await eventually(lambda: bool(transport.writes), timeout=2.0, what="the held price")
+    assert big.seqs(0) == [("price:BTCUSDT", 2)]  # the newest, once the burst paused

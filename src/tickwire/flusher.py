@@ -20,8 +20,12 @@ Theory of operation (docs/fanout.md, "The write path"):
 * Pace (:meth:`Flusher.hold`): a flush that took long (``slow_flush``, many
   clients) means the loop spends its time in ``send``. The hub then holds
   latest values for as long as that flush took before it fans out the newest
-  one, so a burst costs a few writes per client instead of one per loop
-  iteration (docs/fanout.md, "Bursts"). Final frames are never held.
+  one, and longer while they keep coming (a burst in progress) until they
+  pause for ``quiet``, up to ``max_hold`` after the flush. So a burst costs a
+  few writes per client instead of one per loop iteration (docs/fanout.md,
+  "Bursts"). The hub also calls :meth:`Flusher.brace` when a value is
+  superseded before its fan-out to many clients: a burst has begun, and it
+  is held the same way from its start. Final frames are never held.
 """
 
 from __future__ import annotations
@@ -46,8 +50,12 @@ class Flushable(Protocol):
     high_water: int
     """Bytes buffered in the socket past which the session parks."""
 
-    def take(self) -> tuple[_Socket, bytes] | None:
-        """The socket and everything pending as one ``bytes``; None when nothing is to be written."""
+    @property
+    def socket(self) -> _Socket | None:
+        """The byte stream :meth:`take`'s bytes are written to."""
+
+    def take(self) -> bytes:
+        """Everything pending as one ``bytes``; ``b""`` when nothing is to be written."""
 
     def park(self) -> None:
         """The socket's buffer is over the high-water mark: stop writing until it drains."""
@@ -61,10 +69,15 @@ class Flusher:
         on_flush: called once per flush with (writes, bytes), so stats cost one call per flush.
         slow_flush: seconds past which a flush counts as long, and latest values are held
             (:meth:`hold`); about 250 writes on a small VM.
-        max_hold: the longest :meth:`hold` ever asks for, in seconds.
+        max_hold: the longest :meth:`hold` lasts after a long flush, in seconds.
+        quiet: the pause, in seconds, that ends a burst of latest values: while they
+            keep coming closer together than this, a hold lasts (up to ``max_hold``).
     """
 
-    __slots__ = ("_calm_at", "_delay", "_handle", "_marked", "_max_hold", "_on_flush", "_slow", "ticker")
+    __slots__ = (
+        "_calm_at", "_cap_at", "_delay", "_handle", "_marked", "_max_hold", "_on_flush", "_quiet", "_slow",
+        "ticker",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -73,6 +86,7 @@ class Flusher:
         on_flush: _OnFlush | None = None,
         slow_flush: float = 0.002,
         max_hold: float = 0.05,
+        quiet: float = 0.003,
     ) -> None:
         self._delay = write_delay
         self._marked: list[Flushable] = []
@@ -81,6 +95,8 @@ class Flusher:
         self._slow = slow_flush
         self._max_hold = max_hold
         self._calm_at = 0.0  # perf_counter time until which latest values wait (0: none)
+        self._cap_at = 0.0  # and past which they never wait, however busy the burst
+        self._quiet = quiet
         self.ticker = Ticker()  # releases throttled frames (docs/fanout.md)
 
     def mark(self, session: Flushable) -> None:
@@ -96,48 +112,78 @@ class Flusher:
     def flush(self) -> None:
         """Write every marked session now.
 
-        Three passes: take every outbox, write them all, then check each socket's
-        buffer. The middle pass is a tight loop of the sockets' own ``write``, as in
-        the floor; with our bookkeeping between the writes each ``send`` measured
-        ~30 % slower.
+        Two passes: take every outbox, then write them all. The second is a tight
+        loop of the sockets' own ``write``, as in the floor (with our bookkeeping
+        between the writes each ``send`` measured ~30 % slower), plus one C call
+        on the socket just written: its buffer is empty unless the kernel's was
+        full, and only those few sockets are then compared with their session's
+        high-water mark (no session is touched again after its write).
         """
         self._handle = None
         start = time.perf_counter()
         marked, self._marked = self._marked, []
+        # three parallel lists, no tuple per session: nothing the collector tracks is made per write
         sessions: list[Flushable] = []
-        pending: list[tuple[_Socket, bytes]] = []
+        sockets: list[_Socket] = []
+        datas: list[bytes] = []
         for session in marked:
-            taken = session.take()
-            if taken is not None:
+            data = session.take()
+            if data:
                 sessions.append(session)
-                pending.append(taken)
+                sockets.append(session.socket)  # type: ignore[arg-type]  # take() gave bytes: it has one
+                datas.append(data)
         nbytes = 0
-        for socket, data in pending:
+        kept: list[int] = []  # indices of the sockets left holding bytes the kernel did not take
+        i = 0
+        for socket, data in zip(sockets, datas, strict=True):  # zip reuses its tuple: no allocation
             socket.write(data)
             nbytes += len(data)
-        for session, (socket, _) in zip(sessions, pending, strict=True):
-            if socket.get_write_buffer_size() > session.high_water:
+            if socket.get_write_buffer_size():  # C, on the socket just written; 0 when all was sent
+                kept.append(i)
+            i += 1
+        for i in kept:  # only these are compared with their session's mark: no other session is touched
+            session = sessions[i]
+            if sockets[i].get_write_buffer_size() > session.high_water:
                 session.park()
         took = time.perf_counter() - start
         if took >= self._slow:  # the loop was busy writing: give it as long to read and conflate
-            self._calm_at = start + took + min(took, self._max_hold)
-        if self._on_flush is not None and pending:
-            self._on_flush(len(pending), nbytes)
+            end = start + took
+            self._calm_at = end + min(took, self._max_hold)
+            self._cap_at = end + self._max_hold
+        if self._on_flush is not None and datas:
+            self._on_flush(len(datas), nbytes)
 
-    def hold(self) -> float:
+    def hold(self, latest_at: float = 0.0) -> float:
         """Seconds the hub should hold latest values before fanning out the newest (0: none).
 
         After a long flush, as long as that flush took (at most ``max_hold``),
-        counted from its end; otherwise 0. Called once per loop iteration
-        that has a latest value to fan out, never per delivery.
+        counted from its end. Past that, while latest values are still coming
+        (the newest, at ``latest_at`` on the ``perf_counter`` clock, is less than
+        ``quiet`` old), until they pause, but never past ``max_hold`` after the
+        flush: a burst is then written once, after it ended. Otherwise 0.
+        Asked when the hub schedules its fan-out and again when it runs, never
+        per delivery.
         """
         if not self._calm_at:
             return 0.0
-        left = self._calm_at - time.perf_counter()
-        if left <= 0:
-            self._calm_at = 0.0
-            return 0.0
-        return left
+        now = time.perf_counter()
+        left = self._calm_at - now
+        if left > 0:
+            return left
+        pause = latest_at + self._quiet - now  # > 0: a value came less than `quiet` ago
+        if pause > 0 and now < self._cap_at:
+            return min(pause, self._cap_at - now)
+        self._calm_at = 0.0
+        return 0.0
+
+    def brace(self) -> None:
+        """A burst began: the hub saw a latest value superseded before its fan-out to a
+        big audience. Hold latest values until the burst pauses (``quiet``), at most
+        ``max_hold``, as after a long flush, so its first value is not a flush of its own."""
+        if not self._calm_at:
+            now = time.perf_counter()
+            self._calm_at = now
+            self._cap_at = now + self._max_hold
 
     def cancel(self) -> None:
         """Forget the pending flush and the throttle tick (the node is stopping)."""

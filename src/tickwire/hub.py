@@ -13,7 +13,9 @@ Theory of operation:
   iteration per channel: a burst of 1,000 price updates within one
   iteration costs one push per subscriber, of the newest value, not 1,000.
   While the node is busy writing (the flusher's :meth:`~.flusher.Flusher.hold`),
-  that fan-out waits a little longer, so a burst conflates into fewer writes.
+  or once a value was superseded before its fan-out to :data:`BURST_AUDIENCE`
+  clients or more (a burst began), that fan-out waits until the burst of
+  values pauses (at most 50 ms), so a burst conflates into one or two writes.
   A final publication (trade, closed candle, private event) goes out at
   once; one arriving while a latest value of its channel is pending
   supersedes that value, so per-channel order always holds.
@@ -38,6 +40,7 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -51,7 +54,11 @@ from .publications import ChannelStatus, Publication
 from .resume import Greeting, decide
 
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["BURST_AUDIENCE", "Hub", "Subscriber"]
+
+BURST_AUDIENCE = 250
+"""Subscribers of a channel from which a superseded latest value starts the pace: about
+the clients one slow flush (2 ms of ``send``) writes to (docs/fanout.md, "Bursts")."""
 
 
 class Subscriber(Protocol):
@@ -95,8 +102,9 @@ class Hub:
         history: the rings of channels that keep history (default: none).
         resume_window: seconds a channel with a ring stays after its last subscriber left.
         on_resume: called once per ``since`` answered, with ``recovered`` or the reason.
-        hold: seconds to hold latest values before the next fan-out (the flusher's pace,
-            :meth:`~.flusher.Flusher.hold`; asked once per iteration with latest values).
+        hold: seconds to hold latest values before the next fan-out, given the time
+            (``perf_counter``) of the newest one (the flusher's pace,
+            :meth:`~.flusher.Flusher.hold`; asked when a fan-out is scheduled and when it runs).
     """
 
     def __init__(
@@ -109,7 +117,7 @@ class Hub:
         history: History | None = None,
         resume_window: float = 0.0,
         on_resume: Callable[[str], None] | None = None,
-        hold: Callable[[], float] | None = None,
+        hold: Callable[[float], float] | None = None,
     ) -> None:
         self._bus = bus
         self._channels: dict[str, _Channel] = {}
@@ -119,6 +127,8 @@ class Hub:
         self._dirty: list[_Channel] = []
         self._flush_handle: asyncio.Handle | None = None
         self.hold = hold  # the gateway sets it to its flusher's pace
+        self._latest_at = 0.0  # perf_counter time of the newest latest value (for the pace)
+        self.on_burst: Callable[[], None] | None = None  # the gateway sets it to its flusher's brace
         self.history = history if history is not None else History.none()
         self._resume_window = resume_window
         self._on_resume = on_resume
@@ -319,6 +329,8 @@ class Hub:
                 self._on_deliver(last, 0)  # type: ignore[arg-type]
             if self._on_conflated is not None and state.subscribers:
                 self._on_conflated(len(state.subscribers))
+            if self.on_burst is not None and len(state.subscribers) >= BURST_AUDIENCE:
+                self.on_burst()  # two values in one iteration to many clients: pace from the start
         state.last = pub
         ring = state.ring
         if ring is not None:  # one append per publication, whatever the subscriber count
@@ -328,14 +340,23 @@ class Hub:
             return
         state.dirty = True
         self._dirty.append(state)
+        hold = self.hold
+        if hold is not None:
+            self._latest_at = time.perf_counter()  # one clock read per latest publication, when paced
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            delay = self.hold() if self.hold is not None else 0.0
+            delay = hold(self._latest_at) if hold is not None else 0.0
             self._flush_handle = loop.call_later(delay, self._flush) if delay else loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Fan out the newest value of every channel that got one this iteration."""
         self._flush_handle = None
+        if self.hold is not None:
+            # asked again now: a long flush may have ended since this fan-out was scheduled
+            delay = self.hold(self._latest_at)
+            if delay > 0:
+                self._flush_handle = asyncio.get_running_loop().call_later(delay, self._flush)
+                return
         dirty, self._dirty = self._dirty, []
         for state in dirty:
             if state.dirty:

@@ -145,34 +145,15 @@ class SessionStats(Protocol):
 class Session(SubscriptionsMixin, IdentityMixin):
     """One client. Create it, ``start()`` it, feed it frames, then ``close()``."""
 
-    # slots: less memory per idle connection, and faster attribute reads on the fan-out path
-    __slots__ = (
-        "_authenticate",
-        "_bucket",
-        "_clock",
-        "_clock_ms",
-        "_expiry",
-        "_flusher",
-        "_hub",
-        "_limits",
-        "_marked",
-        "_outbox",
-        "_parked",
-        "_queue_final",
-        "_queue_latest",
-        "_socket",
-        "_stats",
-        "_throttle",
-        "_transport",
-        "_validate",
-        "_violations",
-        "client_id",
-        "close_code",
-        "close_reason",
-        "closed",
-        "high_water",
-        "identity",
-        "subscriptions",
+    # slots: less memory per idle connection, and faster attribute reads on the fan-out path.
+    # The first line is what every delivery reads (push and take), first so that they share
+    # the object's first cache lines: at one frame per write a delivery's cost is mostly
+    # fetching its objects from memory (docs/fanout.md, "The write path").
+    __slots__ = (  # noqa: RUF023
+        "closed", "_marked", "_parked", "_outbox", "_flusher", "socket", "high_water",
+        "_authenticate", "_bucket", "_clock", "_clock_ms", "_expiry", "_hub", "_limits", "_stats",
+        "_throttle", "_transport", "_validate", "_violations", "client_id", "close_code", "close_reason",
+        "identity", "subscriptions",
     )  # fmt: skip
 
     def __init__(
@@ -206,12 +187,11 @@ class Session(SubscriptionsMixin, IdentityMixin):
         self._violations = 0
         self.close_code: int | None = None  # set when the server closes this client
         self.close_reason: str | None = None
+        # called, not bound once into slots: a bound method is one more object per delivery to fetch
+        # from memory, and one more per connection (docs/fanout.md, "The write path")
         self._outbox = Outbox(limits.max_queue)
-        # bound once: the hub calls push_latest/push_final once per delivery (hot path)
-        self._queue_latest = self._outbox.push_latest
-        self._queue_final = self._outbox.push_final
         self._flusher = flusher if flusher is not None else Flusher()
-        self._socket: Socket | None = None  # set by start()
+        self.socket: Socket | None = None  # set by start(); the flusher writes to it
         self.high_water = limits.high_water  # bytes buffered in the socket before we park
         self._marked = False  # in the flusher's list for its next flush
         self._parked: asyncio.Task[None] | None = None  # waits for the socket to drain
@@ -223,7 +203,7 @@ class Session(SubscriptionsMixin, IdentityMixin):
     def push_latest(self, channel: str, frame: bytes) -> None:
         if self.closed:
             return
-        if self._queue_latest(channel, frame):
+        if self._outbox.push_latest(channel, frame):
             self._stats.count_conflated()
         elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
@@ -232,7 +212,7 @@ class Session(SubscriptionsMixin, IdentityMixin):
     def push_final(self, channel: str, frame: bytes) -> None:
         if self.closed:
             return
-        if not self._queue_final(channel, frame):
+        if not self._outbox.push_final(channel, frame):
             self._overflow()
         elif not self._marked and self._parked is None:  # _mark() inlined: once per delivery
             self._marked = True
@@ -277,19 +257,18 @@ class Session(SubscriptionsMixin, IdentityMixin):
 
     def start(self) -> None:
         """Begin writing: the socket pauses its protocol over ``high_water`` buffered bytes."""
-        self._socket = self._transport.socket
-        self._socket.set_write_buffer_limits(high=self.high_water)
+        self.socket = self._transport.socket
+        self.socket.set_write_buffer_limits(high=self.high_water)
 
-    def take(self) -> tuple[Socket, bytes] | None:
-        """For the flusher: the socket and everything pending as one ``bytes``, or None."""
+    def take(self) -> bytes:
+        """For the flusher: everything pending as one ``bytes`` for :attr:`socket`; ``b""`` for nothing."""
         self._marked = False
         if self.closed or self._parked is not None:
-            return None
-        socket = self._socket
+            return b""
+        socket = self.socket
         if socket is None or socket.is_closing():  # the reader sees the close and cleans up
-            return None
-        data = self._outbox.take()  # b"" when empty: no Outbox.__bool__ call per session (hot)
-        return (socket, data) if data else None
+            return b""
+        return self._outbox.take()  # b"" when empty: no Outbox.__bool__ call per session (hot)
 
     def park(self) -> None:
         """For the flusher: the socket's buffer is over the high-water mark; wait for it."""

@@ -112,6 +112,7 @@ class Gateway:
         self.sessions: dict[Session, None] = {}
         self.flusher = Flusher(write_delay=settings.write_delay_ms / 1000, on_flush=self.stats.count_flush)
         self.hub.hold = self.flusher.hold  # bursts of latest values conflate while writes are slow
+        self.hub.on_burst = self.flusher.brace  # and from their start, to a big audience
         self.heartbeat = Heartbeat(settings.ping_interval)  # one ping sweep, no timer per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._all_closed = asyncio.Event()
