@@ -11,10 +11,13 @@ that reading, heartbeats, errors and the close handshake still work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from typing import Any
 
 import aiohttp
 
+from tickwire import outbox
 from tickwire.server.ws import _NO_MASK, _NO_TASKS, SWEEP, WebSocket, WsTransport
 
 from .helpers import Client, eventually, running_gateway
@@ -68,3 +71,39 @@ async def test_an_oversize_frame_still_gets_its_error_and_1009() -> None:
         msg = await client.ws.receive()
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert client.ws.close_code == 1009
+
+
+def _our_frames(coro: Any) -> list[str]:
+    """The coroutines of tickwire's own code on an awaiting chain, outermost first."""
+    names = []
+    while coro is not None:
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if code is not None and "tickwire" in code.co_filename:
+            names.append(code.co_name)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return names
+
+
+async def test_an_idle_connection_waits_in_one_coroutine_of_ours_and_shares_its_channel() -> None:
+    """Each coroutine frame is 0.25-0.45 KB per idle connection (docs/fanout.md, "Memory
+    per connection"): while a client is idle only the handler itself waits in our code.
+    Sessions on the same channel share one parsed Channel, and an outbox that never held
+    two frames at once (here: only ``connected``) has no lists or dicts of its own."""
+    async with running_gateway() as running, contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client.connect(running.ws_url)) for _ in range(3)]
+        for client in clients[:2]:
+            answers = await client.subscribe("price:BTCUSDT")
+            assert answers[0]["type"] == "subscribed"
+        await eventually(lambda: len(running.gateway.sessions) == 3, what="the sessions")
+        await asyncio.sleep(0.2)
+        chains = [
+            _our_frames(task.get_coro())
+            for task in asyncio.all_tasks()
+            if "handle_ws" in _our_frames(task.get_coro())
+        ]
+        assert chains == [["handle_ws"]] * 3
+        first, second = [s for s in running.gateway.sessions if s.subscriptions]
+        assert first.subscriptions["price:BTCUSDT"] is second.subscriptions["price:BTCUSDT"]
+        [idle] = [s for s in running.gateway.sessions if not s.subscriptions]
+        box = idle._outbox
+        assert box._frames is outbox._NO_FRAMES and box._latest is outbox._NO_INDEX

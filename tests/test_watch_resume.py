@@ -44,7 +44,13 @@ async def test_watch_shows_the_resume_after_the_gateway_cut_its_connection(
     watch = asyncio.create_task(
         asyncio.to_thread(cli.main, ["watch", trades, "--url", running.ws_url, "--duration", "3"])
     )
-    first = await eventually(the_session, what="watch subscribed")
+    def acked() -> Any:  # the ack is queued with the subscription and gone once written
+        session = the_session()
+        return session if session is not None and session.queued == 0 else None
+
+    # cut only once the ack was written: a close drops what is still queued, the ack with it,
+    # and a client that never got its position has nothing to resume from
+    first = await eventually(acked, what="watch subscribed and acked")
     first.close(CloseCode.GOING_AWAY, "cut by the test")
     await eventually(lambda: the_session() not in (None, first), what="watch back")
     assert await watch == 0

@@ -310,6 +310,15 @@ class Session(SubscriptionsMixin, IdentityMixin):
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await parked
 
+    def too_big(self, limit: int) -> None:
+        """The client sent a frame over ``limit`` bytes and the server closes it with 1009:
+        the MESSAGE_TOO_LARGE error goes out first (docs/protocol.md, "Errors")."""
+        text = f"frame over {limit} bytes"
+        self._error(ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"{text}; closing with 1009"))
+        self.flush_now()
+        self.close_code, self.close_reason = CloseCode.MESSAGE_TOO_BIG, text
+        self.closed = True
+
     def flush_now(self) -> None:
         """Write what is pending now (before a close frame, at shutdown)."""
         if self._outbox and not self.closed:

@@ -171,7 +171,13 @@ class Gateway:
         await self.source.validate(channel)
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        """Admission first (admission.py: Origin, total cap, per-address cap), then the connection."""
+        """Admission (admission.py: Origin, total cap, per-address cap), the upgrade, then reading.
+
+        One coroutine for the whole connection: while a client is idle this frame,
+        aiohttp's ``receive`` and its queue's ``read`` are all that wait, not a chain of
+        ours (each coroutine frame is 0.25-0.45 KB per connection; docs/fanout.md,
+        "Memory per connection"). The work before and after is in plain methods.
+        """
         address = client_address(
             request.remote or "", request.headers.get("X-Forwarded-For"), self.trusted_proxies
         )
@@ -179,7 +185,31 @@ class Gateway:
         if rejection is not None:
             return await self._refuse(request, rejection)
         try:
-            return await self._connection(request, address)
+            ws = self._websocket()
+            try:
+                await ws.prepare(request)
+            except ConnectionResetError:  # the client gave up mid-handshake (a reconnect storm's retries)
+                logger.debug("handshake abandoned by %s", address)
+                return web.Response(status=400)  # aiohttp's write of it meets the reset quietly
+            session, transport = self._open(request, ws, address)
+            try:
+                while not session.closed:  # not ``async for``: one coroutine frame less per connection
+                    msg = await ws.receive()
+                    if msg.type in _ENDS:
+                        break
+                    if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                        await session.receive(msg.data)
+                    elif msg.type is WSMsgType.ERROR:
+                        logger.info("client %s: read error %s", session.client_id, msg.data)
+                        break
+                if transport.closing_task is not None:  # our close code goes out, not the handler's 1000
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(transport.closing_task)
+            finally:
+                self.heartbeat.discard(transport)
+                await session.cleanup()
+                self._closed(session, ws)
+            return ws
         finally:
             self.guard.release(address)
 
@@ -205,20 +235,16 @@ class Gateway:
         except ProtocolError as exc:
             return None, exc
 
-    async def _connection(self, request: web.Request, address: str) -> web.StreamResponse:
-        s = self.settings
-        ws = WebSocket(
-            heartbeat=None if SWEEP else s.ping_interval,
-            max_msg_size=s.max_message_size,
-            compress=False,
-        )
+    def _websocket(self) -> WebSocket:
         if self.shutting_down:
             raise web.HTTPServiceUnavailable(text="shutting down")
-        try:
-            await ws.prepare(request)
-        except ConnectionResetError:  # the client gave up mid-handshake (a reconnect storm's retries)
-            logger.debug("handshake abandoned by %s", address)
-            return web.Response(status=400)  # aiohttp's write of it meets the reset quietly
+        s = self.settings
+        return WebSocket(
+            heartbeat=None if SWEEP else s.ping_interval, max_msg_size=s.max_message_size, compress=False
+        )
+
+    def _open(self, request: web.Request, ws: WebSocket, address: str) -> tuple[Session, WsTransport]:
+        """After the upgrade: the session, its greeting, and its place in the ping sweep."""
         release_http_state(request, ws)
         transport = WsTransport(ws, request, self._tasks)
         session = Session(
@@ -241,7 +267,7 @@ class Gateway:
         self.stats.connections_opened += 1
         user = identity.user if identity is not None else None
         logger.info("connect %s from %s user=%s", session.client_id, address, user)
-        ws.on_too_big = lambda: self._too_big(session)
+        ws.on_too_big = session.too_big  # a bound method: 64 bytes a connection, a closure 200
         session.send(encode_connected(session.client_id, wall_ms(), user=user))
         if token_error is not None:
             self.stats.count_error(token_error.code)
@@ -250,46 +276,18 @@ class Gateway:
         if SWEEP:
             transport.listen()
             self.heartbeat.add(transport)
-        try:
-            await self._read(ws, session)
-            if transport.closing_task is not None:  # our close code goes out, not the handler's 1000
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(transport.closing_task)
-        finally:
-            self.heartbeat.discard(transport)
-            await session.cleanup()
-            del self.sessions[session]
-            if not self.sessions:
-                self._all_closed.set()
-            self.stats.connections_current -= 1
-            # the code we sent when we closed (the peer's echo may differ), else the peer's
-            code = session.close_code or ws.close_code or 1006
-            self.stats.connections_closed[code] += 1
-            reason = session.close_reason or ("connection lost" if code == 1006 else "closed by client")
-            logger.info("disconnect %s code=%s reason=%s", session.client_id, code, reason)
-        return ws
+        return session, transport
 
-    async def _read(self, ws: web.WebSocketResponse, session: Session) -> None:
-        while True:  # not ``async for``: one coroutine frame less per idle connection
-            msg = await ws.receive()
-            if msg.type in _ENDS:
-                return
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await session.receive(msg.data)
-            elif msg.type is WSMsgType.ERROR:
-                logger.info("client %s: read error %s", session.client_id, msg.data)
-                return
-            if session.closed:
-                return
-
-    def _too_big(self, session: Session) -> None:
-        limit = self.settings.max_message_size
-        error = ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"frame over {limit} bytes; closing with 1009")
-        self.stats.count_error(error.code)
-        session.send(encode_error(error, wall_ms()))
-        session.flush_now()
-        session.close_code, session.close_reason = CloseCode.MESSAGE_TOO_BIG, f"frame over {limit} bytes"
-        session.closed = True
+    def _closed(self, session: Session, ws: WebSocket) -> None:
+        del self.sessions[session]
+        if not self.sessions:
+            self._all_closed.set()
+        self.stats.connections_current -= 1
+        # the code we sent when we closed (the peer's echo may differ), else the peer's
+        code = session.close_code or ws.close_code or 1006
+        self.stats.connections_closed[code] += 1
+        reason = session.close_reason or ("connection lost" if code == 1006 else "closed by client")
+        logger.info("disconnect %s code=%s reason=%s", session.client_id, code, reason)
 
     # -- HTTP ----------------------------------------------------------------
 

@@ -39,12 +39,12 @@ class WebSocket(web.WebSocketResponse):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.on_too_big: Callable[[], None] | None = None
+        self.on_too_big: Callable[[int], None] | None = None  # called with the limit
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if code == CloseCode.MESSAGE_TOO_BIG and self.on_too_big is not None:
             hook, self.on_too_big = self.on_too_big, None
-            hook()
+            hook(self._max_msg_size)
         return await super().close(code=code, message=message, drain=drain)
 
 
