@@ -44,6 +44,7 @@ async def test_watch_shows_the_resume_after_the_gateway_cut_its_connection(
     watch = asyncio.create_task(
         asyncio.to_thread(cli.main, ["watch", trades, "--url", running.ws_url, "--duration", "3"])
     )
+
     def acked() -> Any:  # the ack is queued with the subscription and gone once written
         session = the_session()
         return session if session is not None and session.queued == 0 else None
