@@ -64,50 +64,52 @@ def _verdict(ok: bool, by: str) -> str:
     return "met" if ok else f"missed by {by}"
 
 
-def _w1_cpu(results: dict[str, Any], rate: float) -> Target:
-    key, name = "W1-50k-cpu", "W1 50k deliveries/s: tickwire CPU per delivery <= 1.2x the floor's"
+def _at_50k(results: dict[str, Any], rate: float, metric: str) -> tuple[float, float, float, str] | None:
+    """tickwire's and the floor's ``metric`` (``cpu_us`` or ``p99``) at W1 50k, and how they
+    compare (ratio of CPU, difference of p99): W1P's medians when it ran, with a label saying
+    so, else W1's one ramp step; None when neither measured it."""
     paired = results.get("W1P") or {}
-    if paired.get("cpu_ratio"):
-        ratio, cpu = paired["cpu_ratio"], paired["cpu_us"]
-        rounds = len(paired["cpu_ratios"])
-        return Target(
-            key, name, f"{cpu['tickwire']:.2f} us (median of {rounds})", f"floor {cpu['floor']:.2f} us",
-            f"{ratio:.2f}x", _verdict(ratio <= 1.2, f"{ratio - 1.2:.2f}x"),
-        )  # fmt: skip
+    rounds = paired.get("cpu_ratios" if metric == "cpu_us" else "p99_over") or []
+    if rounds:
+        medians = paired[metric]
+        compared = paired["cpu_ratio" if metric == "cpu_us" else "p99_over_median"]
+        return medians["tickwire"], medians["floor"], compared, f" (median of {len(rounds)})"
     r = results.get("W1", {})
     tw, fl = step_at(r.get("tickwire"), rate), step_at(r.get("floor"), rate)
-    if not tw or not fl or not tw["cpu_us"] or not fl["cpu_us"]:
+    if (
+        not tw
+        or not fl
+        or tw[metric] is None
+        or fl[metric] is None
+        or (metric == "cpu_us" and not fl[metric])
+    ):
+        return None
+    mine, floor = tw[metric], fl[metric]
+    return mine, floor, mine / floor if metric == "cpu_us" else mine - floor, ""
+
+
+def _w1_cpu(results: dict[str, Any], rate: float) -> Target:
+    key, name = "W1-50k-cpu", "W1 50k deliveries/s: tickwire CPU per delivery <= 1.2x the floor's"
+    got = _at_50k(results, rate, "cpu_us")
+    if got is None:
         return _unmeasured(key, name)
-    ratio = tw["cpu_us"] / fl["cpu_us"]
+    mine, floor, ratio, how = got
     return Target(
-        key, name, f"{tw['cpu_us']:.2f} us", f"floor {fl['cpu_us']:.2f} us", f"{ratio:.2f}x",
+        key, name, f"{mine:.2f} us{how}", f"floor {floor:.2f} us", f"{ratio:.2f}x",
         _verdict(ratio <= 1.2, f"{ratio - 1.2:.2f}x"),
     )  # fmt: skip
 
 
 def _w1_p99(results: dict[str, Any], rate: float) -> Target:
     key, name = "W1-50k-p99", "W1 50k deliveries/s: tickwire p99 <= the floor's p99 + 5 ms"
-    paired = results.get("W1P") or {}
-    if paired.get("p99_over_median") is not None:
-        over, p99 = paired["p99_over_median"], paired["p99"]
-        rounds = len(paired["p99_over"])
-        return Target(
-            key, name, f"{_ms(p99['tickwire'])} (median of {rounds})", f"floor {_ms(p99['floor'])}",
-            f"{over:+.1f} ms (median)", _verdict(over <= 5, f"{over - 5:.1f} ms"),
-        )  # fmt: skip
-    r = results.get("W1", {})
-    tw, fl = step_at(r.get("tickwire"), rate), step_at(r.get("floor"), rate)
-    if not tw or not fl or tw["p99"] is None or fl["p99"] is None:
+    got = _at_50k(results, rate, "p99")
+    if got is None:
         return _unmeasured(key, name)
-    over = tw["p99"] - fl["p99"]
+    mine, floor, over, how = got
     return Target(
-        key,
-        name,
-        _ms(tw["p99"]),
-        f"floor {_ms(fl['p99'])}",
-        f"{over:+.1f} ms",
+        key, name, f"{_ms(mine)}{how}", f"floor {_ms(floor)}", f"{over:+.1f} ms" + (" (median)" if how else ""),
         _verdict(over <= 5, f"{over - 5:.1f} ms"),
-    )
+    )  # fmt: skip
 
 
 def _w1_100k_delivered(r: dict[str, Any], rate: float) -> Target:
