@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-# mypy reads its files from pyproject.toml: src/ strict, tests/ with relaxed annotations
+# mypy reads its files from pyproject.toml: src/ and bench/ strict, tests/ with relaxed annotations
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Callable
 
 from tickwire.channels import Channel
-from tickwire.events import Event
+from tickwire.events import Event, Kline
+from tickwire.marketdata import MarketDataUnavailable, SymbolInfo
 from tickwire.sources.base import SourceHealth, SourceKind, SourceSink
 
 from .feed import Feed
@@ -53,6 +54,14 @@ class BenchSource:
 
     def known_symbols(self) -> list[str] | None:
         return None
+
+    async def klines(
+        self, symbol: str, interval: str, *, limit: int, end_time: int | None = None
+    ) -> list[Kline]:
+        raise MarketDataUnavailable("the benchmark's feed keeps no history")
+
+    async def symbols(self) -> list[SymbolInfo]:
+        raise MarketDataUnavailable("the benchmark's feed lists no symbols")
 
     def health(self) -> SourceHealth:
         return SourceHealth(source=self.name, live=True)
