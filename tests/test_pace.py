@@ -183,6 +183,17 @@ async def test_past_its_length_a_hold_lasts_while_values_keep_coming_until_a_pau
     assert flusher.hold(time.perf_counter()) == 0.0  # and then the newest goes out
 
 
+async def test_a_burst_braces_the_pace_even_after_an_old_one_ended_unasked() -> None:
+    flusher = Flusher(slow_flush=0.001, max_hold=0.02, quiet=0.01)
+    slow = SlowTransport()
+    slow.cost = 0.002
+    flusher.mark(Probe(slow))
+    await iterations()  # a long flush: a pace, which nobody asks about until it is over
+    await asyncio.sleep(0.05)
+    flusher.brace()  # a burst, long after
+    assert 0.005 < flusher.hold(time.perf_counter()) <= 0.01  # held until it pauses
+
+
 def paced_rig(n: int) -> Rig:
     """``n`` sessions on the real flusher, which paces the real hub as in the gateway."""
     rig = Rig(0)

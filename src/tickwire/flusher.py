@@ -180,8 +180,8 @@ class Flusher:
         """A burst began: the hub saw a latest value superseded before its fan-out to a
         big audience. Hold latest values until the burst pauses (``quiet``), at most
         ``max_hold``, as after a long flush, so its first value is not a flush of its own."""
-        if not self._calm_at:
-            now = time.perf_counter()
+        now = time.perf_counter()
+        if now >= self._cap_at:  # no pace in force, or only one that is over: start one
             self._calm_at = now
             self._cap_at = now + self._max_hold
 
