@@ -74,6 +74,24 @@ def test_bench_quick_smoke(tmp_path: Path) -> None:
         assert v in ("met", "not measured") or v.startswith("**missed by ")
 
 
+@pytest.mark.timeout(90)
+def test_bench_w1p_quick_smoke(tmp_path: Path) -> None:
+    """W1P runs tickwire and the floor side by side and the 50k targets read its medians."""
+    _bench(tmp_path, "--only", "W1P", "--servers", "tickwire,floor")
+    data = json.loads((tmp_path / "results.json").read_text())
+    w1p = data["results"]["W1P"]
+    assert set(w1p["steps"]) == {"floor", "tickwire"}
+    assert len(w1p["steps"]["tickwire"]) == 2  # the quick scale: two rounds
+    for steps in w1p["steps"].values():
+        assert all(step["ratio"] > 0.5 and step["cpu_us"] for step in steps)
+    assert len(w1p["cpu_ratios"]) == 2 and w1p["cpu_ratio"] > 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "## W1P" in text and "| **median** |" in text
+    verdicts = {row[0]: row for row in _targets_rows(text)}
+    cpu = next(row for name, row in verdicts.items() if name.startswith("W1 50k deliveries/s: tickwire CPU"))
+    assert "(median of 2)" in cpu[1]
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(
     shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists(),
