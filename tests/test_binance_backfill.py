@@ -56,6 +56,15 @@ async def drop_during(fake: FakeBinance, stream: str, missed: int) -> None:
         await fake.publish(stream, fake.next_payload(stream))
 
 
+async def through_a_drop(
+    fake: FakeBinance, rec: Recorder, channel: str, stream: str, missed: int, *, drops: int = 1
+) -> None:
+    """:func:`drop_during`, then wait until ``channel`` said stale and live again (``drops``
+    times in all since ``rec`` began)."""
+    await drop_during(fake, stream, missed)
+    await eventually(lambda: rec.statuses(channel) == ["stale", "live"] * drops, timeout=8)
+
+
 def assert_dense(rec: Recorder, channel: str) -> None:
     seqs = [m["seq"] for m in rec.data(channel)]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
@@ -72,8 +81,7 @@ async def test_a_drop_while_trades_flow_loses_no_trade_and_repeats_none() -> Non
             await client.subscribe(TRADES)
             rec = Recorder(client)
             await flowing(rec, TRADES)
-            await drop_during(fake, TRADE_STREAM, 40)
-            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await through_a_drop(fake, rec, TRADES, TRADE_STREAM, 40)
             await flowing(rec, TRADES)
             await rec.stop()
         ids = trade_ids(rec)
@@ -94,8 +102,7 @@ async def test_a_gap_over_a_thousand_trades_is_reported_on_the_live_status() -> 
             await client.subscribe(TRADES)
             rec = Recorder(client)
             await flowing(rec, TRADES)
-            await drop_during(fake, TRADE_STREAM, 1200)
-            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await through_a_drop(fake, rec, TRADES, TRADE_STREAM, 1200)
             await flowing(rec, TRADES)
             await rec.stop()
         frames = rec.of(TRADES)
@@ -122,8 +129,7 @@ async def test_a_final_candle_that_closed_during_the_drop_is_delivered() -> None
             await client.subscribe(KLINES)
             rec = Recorder(client)
             await eventually(lambda: any(m["data"]["isFinal"] for m in rec.data(KLINES)), timeout=5)
-            await drop_during(fake, KLINE_STREAM, 25)  # two or three candles close meanwhile
-            await eventually(lambda: rec.statuses(KLINES) == ["stale", "live"], timeout=8)
+            await through_a_drop(fake, rec, KLINES, KLINE_STREAM, 25)  # two or three candles close meanwhile
             await flowing(rec, KLINES, 12)  # one more final candle live
             await rec.stop()
         finals = [m["data"]["time"] for m in rec.data(KLINES) if m["data"]["isFinal"]]
@@ -181,8 +187,7 @@ async def test_a_drop_during_a_backfill_fills_both_gaps_before_live() -> None:
             fake.trades_delay = 1.0  # the reconnect comes well before the answer
             await drop_during(fake, TRADE_STREAM, 20)
             await eventually(lambda: source.backfill.running(TRADE_STREAM), timeout=5)
-            await drop_during(fake, TRADE_STREAM, 20)  # the REST answer is still on its way
-            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await through_a_drop(fake, rec, TRADES, TRADE_STREAM, 20)  # the REST answer is still on its way
             await flowing(rec, TRADES)
             await rec.stop()
         ids = trade_ids(rec)

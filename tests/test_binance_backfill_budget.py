@@ -8,7 +8,16 @@ import aiohttp
 
 from .fake_binance import FakeBinance, Recorder
 from .helpers import Client, Running, eventually, health
-from .test_binance_backfill import TRADE_STREAM, TRADES, drop_during, flowing, gateway, rest_calls, trade_ids
+from .test_binance_backfill import (
+    TRADE_STREAM,
+    TRADES,
+    drop_during,
+    flowing,
+    gateway,
+    rest_calls,
+    through_a_drop,
+    trade_ids,
+)
 from .test_metrics import parse, value
 
 
@@ -32,12 +41,10 @@ async def test_backfill_counters_show_in_health_and_metrics() -> None:
             await client.subscribe(TRADES)
             rec = Recorder(client)
             await flowing(rec, TRADES)
-            await drop_during(fake, TRADE_STREAM, 30)
-            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"], timeout=8)
+            await through_a_drop(fake, rec, TRADES, TRADE_STREAM, 30)
             fake.rest_down = "500"  # the next backfill fills nothing: its gap is lost
             await flowing(rec, TRADES)
-            await drop_during(fake, TRADE_STREAM, 10)
-            await eventually(lambda: rec.statuses(TRADES) == ["stale", "live"] * 2, timeout=8)
+            await through_a_drop(fake, rec, TRADES, TRADE_STREAM, 10, drops=2)
             await rec.stop()
         counters = source.backfill.counters
         assert counters.runs == 2 and counters.filled >= 30 and counters.lost == 1

@@ -137,13 +137,22 @@ async def test_a_book_channel_syncs_and_follows_the_venue() -> None:
         assert len(depth_requests(fake)) == 1 and source.streams() == ["btcusdt@depth@100ms"]
 
 
+async def through_a_fault(sink: Sink, fake: FakeBinance, symbol: str, **fault: int) -> int:
+    """Set ``fault`` on the venue's ``symbol`` book (``drop=1``: one diff lost, ``cross=1``: a
+    crossed diff) and wait until the source said live again; returns where the log stood before."""
+    mark = len(sink.log)
+    book = fake.book(symbol)
+    for name, value in fault.items():
+        setattr(book, name, value)
+    await eventually(lambda: (True, None) in sink.shape(symbol, mark), what=f"{symbol} live again")
+    return mark
+
+
 async def test_a_dropped_diff_gives_exactly_stale_reset_snapshot_live() -> None:
     async with book_source() as (source, sink, fake):
         source.open(parse_channel("book:BTCUSDT:10"))
         await eventually(lambda: diffs_after_live(sink, "BTCUSDT", 5), what="live")
-        mark = len(sink.log)
-        fake.book("BTCUSDT").drop = 1
-        await eventually(lambda: (True, None) in sink.shape("BTCUSDT", mark), what="live again")
+        mark = await through_a_fault(sink, fake, "BTCUSDT", drop=1)
         await eventually(lambda: sink.shape("BTCUSDT", mark)[-1] == "diff", what="a diff after")
         shape = [s for s in sink.shape("BTCUSDT", mark)]
         stale = shape.index((False, RESYNC))
@@ -158,9 +167,7 @@ async def test_a_crossed_book_resyncs() -> None:
     async with book_source() as (source, sink, fake):
         source.open(parse_channel("book:BTCUSDT:10"))
         await eventually(lambda: diffs_after_live(sink, "BTCUSDT", 3), what="live")
-        mark = len(sink.log)
-        fake.book("BTCUSDT").cross = 1
-        await eventually(lambda: (True, None) in sink.shape("BTCUSDT", mark), what="live again")
+        mark = await through_a_fault(sink, fake, "BTCUSDT", cross=1)
         shape = sink.shape("BTCUSDT", mark)
         stale = shape.index((False, RESYNC))
         assert shape[stale : stale + 3] == [(False, RESYNC), "reset", (True, None)]
@@ -199,9 +206,7 @@ async def test_one_symbol_gapping_leaves_the_other_book_untouched() -> None:
         await eventually(
             lambda: diffs_after_live(sink, "BTCUSDT", 3) and diffs_after_live(sink, "ETHUSDT", 3), what="live"
         )
-        mark = len(sink.log)
-        fake.book("ETHUSDT").drop = 1
-        await eventually(lambda: (True, None) in sink.shape("ETHUSDT", mark), what="ETH live again")
+        mark = await through_a_fault(sink, fake, "ETHUSDT", drop=1)
         assert "reset" in sink.shape("ETHUSDT", mark)
         assert set(sink.shape("BTCUSDT", mark)) == {"diff"}  # no status, no snapshot: only its normal diffs
         ids = [e.update_id for e in sink.events("BTCUSDT", mark)]

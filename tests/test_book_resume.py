@@ -22,7 +22,7 @@ from tickwire.publications import ChannelStatus
 
 from .bookcheck import ClientBook
 from .books import RefBook, checksum_v1
-from .helpers import Client, FakeSource, decode_frames, eventually, running_gateway
+from .helpers import Client, FakeSource, Running, decode_frames, eventually, running_gateway
 from .test_client_resume import FAST, collect, cut
 from .test_hub_book import CH, NOW_MS, Book, Recorder
 from .test_resume_gateway import kill
@@ -209,18 +209,25 @@ async def read_to(client: Client, book: ClientBook, seq: int) -> list[dict[str, 
     return got
 
 
+async def cut_off(gw: Running, tape: BookTape, diffs: int) -> tuple[dict[str, Any], ClientBook]:
+    """A client follows the book through its snapshot and ``diffs`` diffs, then its socket is
+    killed; returns its ack and its book, for the resume."""
+    async with Client.connect(gw.ws_url) as first:
+        [ack] = await first.subscribe(CH)
+        await eventually(lambda: CH in tape.source.open_now, what="the source asked for the book")
+        tape.snapshot()
+        tape.diff(diffs)
+        mine = ClientBook()
+        await read_to(first, mine, diffs + 1)
+        kill(first)
+        await eventually(lambda: not gw.gateway.sessions, what="the gateway saw the cut")
+    return ack, mine
+
+
 async def test_a_client_cut_off_resumes_its_book_with_the_missed_diffs() -> None:
     tape = BookTape(FakeSource())
     async with running_gateway(source=tape.source) as gw:
-        async with Client.connect(gw.ws_url) as first:
-            [ack] = await first.subscribe(CH)
-            await eventually(lambda: CH in tape.source.open_now, what="the source asked for the book")
-            tape.snapshot()
-            tape.diff(10)
-            mine = ClientBook()
-            await read_to(first, mine, 11)
-            kill(first)
-            await eventually(lambda: not gw.gateway.sessions, what="the gateway saw the cut")
+        ack, mine = await cut_off(gw, tape, 10)
         tape.diff(30)  # missed
         async with Client.connect(gw.ws_url) as again:
             since = {CH: {"epoch": ack["epoch"], "seq": mine.seq}}
@@ -239,15 +246,7 @@ async def test_a_client_cut_off_resumes_its_book_with_the_missed_diffs() -> None
 async def test_a_reset_while_away_means_the_snapshot_and_still_recovered() -> None:
     tape = BookTape(FakeSource(), seed=2)
     async with running_gateway(source=tape.source) as gw:
-        async with Client.connect(gw.ws_url) as first:
-            [ack] = await first.subscribe(CH)
-            await eventually(lambda: CH in tape.source.open_now, what="the source asked for the book")
-            tape.snapshot()
-            tape.diff(3)
-            mine = ClientBook()
-            await read_to(first, mine, 4)
-            kill(first)
-            await eventually(lambda: not gw.gateway.sessions, what="the gateway saw the cut")
+        ack, mine = await cut_off(gw, tape, 3)
         assert tape.source.sink is not None
         tape.diff(2)
         tape.source.sink.on_status(CH, False, "book resync")
